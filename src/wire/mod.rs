@@ -1,0 +1,51 @@
+//! Pure packet peeks: what the demux and router need to know about a datagram
+//! before (or instead of) handing it to str0m.
+//!
+//! This module owns:
+//! - [`classify`]: RFC 7983 first-byte demultiplexing (STUN / DTLS / RTP / RTCP),
+//!   with RFC 5761 to tell RTP from RTCP;
+//! - [`StunView`]: a checked view over one STUN message, and the demux fast path
+//!   [`binding_request_local_ufrag`] that finds our ICE ufrag in a Binding request;
+//! - [`RtpHeader`]: the fixed RTP header, CSRC list, extension and padding lengths;
+//! - [`rtcp_packets`]: an iterator over the sub-packets of a compound RTCP packet.
+//!
+//! Rules for everything below: input is `&[u8]` from the network, so no function
+//! here may panic on any input, allocate, read a clock or do I/O. Lengths are
+//! checked before bytes are read (`get`, `split_first_chunk`, `split_at_checked`);
+//! a parse either returns a value whose every accessor is infallible, or an error
+//! naming what was wrong. Errors here are always the peer's fault: the caller
+//! drops the datagram and counts it.
+//!
+//! Nothing here authenticates anything: SRTP, MESSAGE-INTEGRITY and FINGERPRINT
+//! are checked later, by str0m.
+
+mod classify;
+mod rtcp;
+mod rtp;
+mod stun;
+
+#[cfg(test)]
+mod tests;
+
+pub use classify::{PacketClass, classify};
+pub use rtcp::{
+    PT_APP, PT_BYE, PT_PSFB, PT_RR, PT_RTPFB, PT_SDES, PT_SR, PT_XR, RtcpError, RtcpHeader,
+    RtcpIter, is_keyframe_request, rtcp_packets,
+};
+pub use rtp::{RtpError, RtpHeader};
+pub use stun::{
+    ATTR_USERNAME, MAX_UFRAG_LEN, METHOD_BINDING, StunAttributes, StunClass, StunError, StunView,
+    binding_request_local_ufrag, is_binding_request,
+};
+
+/// Big-endian `u16` at `at`, or `None` if `buf` is too short.
+fn be_u16(buf: &[u8], at: usize) -> Option<u16> {
+    let bytes = buf.get(at..)?.first_chunk::<2>()?;
+    Some(u16::from_be_bytes(*bytes))
+}
+
+/// Big-endian `u32` at `at`, or `None` if `buf` is too short.
+fn be_u32(buf: &[u8], at: usize) -> Option<u32> {
+    let bytes = buf.get(at..)?.first_chunk::<4>()?;
+    Some(u32::from_be_bytes(*bytes))
+}
