@@ -1,0 +1,119 @@
+//! Every knob of the server in one place: its flag, its environment variable
+//! and its default. `uringcast --help` prints this file's doc comments.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::net::IoKind;
+
+/// A WebRTC SFU: WHIP publish, WHEP watch, one UDP port, one event loop per core.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "uringcast", version, about)]
+pub struct Config {
+    /// Address of the HTTP signaling endpoint (WHIP/WHEP, stats).
+    #[arg(long, env = "URINGCAST_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// The one UDP address every peer's media uses. Port 0 picks a free port.
+    #[arg(long, env = "URINGCAST_UDP_ADDR", default_value = "127.0.0.1:5004")]
+    pub udp_addr: SocketAddr,
+
+    /// Extra IPs advertised as host candidates on the media port (a server
+    /// behind 1:1 NAT). Repeatable; comma-separated in the environment.
+    #[arg(long, env = "URINGCAST_PUBLIC_IP", value_delimiter = ',')]
+    pub public_ip: Vec<IpAddr>,
+
+    /// Number of shard threads (event loops). 0 means one per core.
+    #[arg(long, env = "URINGCAST_SHARDS", default_value_t = 0)]
+    pub shards: usize,
+
+    /// Datapath backend: io_uring, recvmmsg/sendmmsg, or io_uring with fallback.
+    #[arg(long, env = "URINGCAST_IO", value_enum, default_value_t = IoKind::Auto)]
+    pub io: IoKind,
+
+    /// Largest SDP body accepted, in bytes (413 above it).
+    #[arg(long, env = "URINGCAST_MAX_BODY", default_value_t = 64 * 1024)]
+    pub max_body: usize,
+
+    /// A session that has not connected (ICE + DTLS) after this long is removed.
+    #[arg(long, env = "URINGCAST_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "15s")]
+    pub connect_timeout: Duration,
+
+    /// A connected peer not heard from for this long is reaped (ICE consent).
+    #[arg(long, env = "URINGCAST_ICE_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub ice_timeout: Duration,
+
+    /// Minimum interval between two keyframe requests sent to one publisher track.
+    #[arg(long, env = "URINGCAST_KEYFRAME_INTERVAL", value_parser = parse_duration, default_value = "500ms")]
+    pub keyframe_interval: Duration,
+
+    /// Capacity of each shard-to-shard media queue, in packets (full: drop and count).
+    #[arg(long, env = "URINGCAST_SHARD_QUEUE", default_value_t = 8192)]
+    pub shard_queue: usize,
+
+    /// Socket receive and send buffer size in bytes.
+    #[arg(long, env = "URINGCAST_SOCKET_BUFFER", default_value_t = 8 * 1024 * 1024)]
+    pub socket_buffer: usize,
+}
+
+impl Config {
+    /// Number of shards to start: `--shards`, or one per available core.
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            return self.shards.min(crate::MAX_SHARDS);
+        }
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(crate::MAX_SHARDS)
+    }
+}
+
+/// Parses `250ms`, `15s`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 500ms, 15s or 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        other => return Err(format!("unknown duration unit '{other}' in '{text}'")),
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("'{text}' is not a non-negative duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_documented_command_line() {
+        let config = Config::parse_from(["uringcast"]);
+        assert_eq!(config.http_addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.udp_addr, "127.0.0.1:5004".parse().unwrap());
+        assert_eq!(config.io, IoKind::Auto);
+        assert_eq!(config.ice_timeout, Duration::from_secs(30));
+        assert_eq!(config.connect_timeout, Duration::from_secs(15));
+    }
+}

@@ -1,0 +1,240 @@
+//! From an SDP offer to a [`Peer`] and its answer: validate the offer against
+//! the WHIP/WHEP rules for the role, build the `Rtc` (RTP mode, ICE-lite,
+//! credentials from the OS CSPRNG, our host candidates), let str0m negotiate,
+//! and check that what was negotiated can be served — else a 422 naming why.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::{Candidate, IceCreds, Rtc};
+
+use super::keyframe::KeyframeThrottle;
+use super::peer::{PublisherSide, Side, Timeouts, ViewerSide, ViewerTrack, can_receive};
+use super::room::{PublishedMedia, PublishedTrack, RoomShared};
+use super::sdp::{self, SectionDirection, SectionKind};
+use super::{Peer, Role, SessionId, random_token};
+
+/// What every new peer is built with.
+#[derive(Debug, Clone)]
+pub struct PeerSetup {
+    /// Our host candidates: the media address and any public IPs on its port.
+    pub candidates: Vec<SocketAddr>,
+    pub connect_timeout: Duration,
+    pub ice_timeout: Duration,
+    pub keyframe_interval: Duration,
+}
+
+/// Why an offer was refused; the HTTP layer maps these to 400 and 422.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferError {
+    /// The text is not an SDP offer we can parse (400).
+    #[error("malformed SDP: {0}")]
+    Malformed(String),
+    /// A well-formed offer this server cannot serve (422).
+    #[error("{0}")]
+    Unacceptable(String),
+}
+
+/// Builds a peer for `role` from `offer`. A viewer's offer is checked against
+/// `publisher` (the room's current publisher media), which it must be able to
+/// receive. A publisher's session gets `generation` as its media generation.
+pub fn accept_offer(
+    role: Role,
+    offer: &str,
+    setup: &PeerSetup,
+    room: Arc<RoomShared>,
+    publisher: Option<&PublishedMedia>,
+    generation: u64,
+    now: Instant,
+) -> Result<(Peer, String), OfferError> {
+    let media_sections = check_sections(role, offer)?;
+    let parsed =
+        SdpOffer::from_sdp_string(offer).map_err(|e| OfferError::Malformed(e.to_string()))?;
+
+    let ufrag = random_token(16);
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .set_ice_lite(true)
+        .set_local_ice_credentials(IceCreds {
+            ufrag: ufrag.clone(),
+            pass: random_token(32),
+        })
+        .build(now);
+    for addr in &setup.candidates {
+        let candidate = Candidate::host(*addr, "udp")
+            .map_err(|e| OfferError::Unacceptable(format!("server candidate {addr}: {e}")))?;
+        rtc.add_local_candidate(candidate);
+    }
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(parsed)
+        .map_err(|e| OfferError::Unacceptable(format!("cannot answer this offer: {e}")))?;
+
+    let side = match role {
+        Role::Publisher => publisher_side(&rtc, &media_sections, generation, setup)?,
+        Role::Viewer => {
+            let publisher = publisher
+                .ok_or_else(|| OfferError::Unacceptable("the room has no publisher".into()))?;
+            viewer_side(&rtc, &media_sections, publisher)?
+        }
+    };
+    let timeouts = Timeouts {
+        connect: setup.connect_timeout,
+        ice: setup.ice_timeout,
+    };
+    let peer = Peer::new(
+        SessionId::random(),
+        role,
+        room,
+        ufrag,
+        rtc,
+        side,
+        timeouts,
+        now,
+    );
+    Ok((peer, answer.to_sdp_string()))
+}
+
+/// Checks directions and track counts; returns the (mid, kind) of every
+/// audio/video section that is in use.
+fn check_sections(role: Role, offer: &str) -> Result<Vec<(Mid, MediaKind)>, OfferError> {
+    let sections = sdp::scan(offer).map_err(|e| OfferError::Malformed(e.to_string()))?;
+    let mut media = Vec::new();
+    for section in sections.iter().filter(|s| !s.port_zero) {
+        let kind = match section.kind {
+            SectionKind::Audio => MediaKind::Audio,
+            SectionKind::Video => MediaKind::Video,
+            _ => continue,
+        };
+        let mid = section.mid.as_deref().ok_or_else(|| {
+            OfferError::Malformed("a media section has no a=mid (BUNDLE needs one)".into())
+        })?;
+        let allowed = match role {
+            Role::Publisher => matches!(
+                section.direction,
+                SectionDirection::SendOnly | SectionDirection::SendRecv
+            ),
+            Role::Viewer => matches!(
+                section.direction,
+                SectionDirection::RecvOnly | SectionDirection::SendRecv
+            ),
+        };
+        if !allowed {
+            let want = match role {
+                Role::Publisher => "sendonly (WHIP publishes)",
+                Role::Viewer => "recvonly (WHEP watches)",
+            };
+            return Err(OfferError::Unacceptable(format!(
+                "media section mid {mid} is {:?}; it must be {want}",
+                section.direction
+            )));
+        }
+        if media.iter().any(|(_, k)| *k == kind) {
+            return Err(OfferError::Unacceptable(format!(
+                "more than one {kind:?} track; a session carries at most one audio and one video track"
+            )));
+        }
+        media.push((Mid::from(mid), kind));
+    }
+    if media.is_empty() {
+        return Err(OfferError::Unacceptable(
+            "the offer has no audio or video section".into(),
+        ));
+    }
+    Ok(media)
+}
+
+fn publisher_side(
+    rtc: &Rtc,
+    sections: &[(Mid, MediaKind)],
+    generation: u64,
+    setup: &PeerSetup,
+) -> Result<Side, OfferError> {
+    let mut tracks = Vec::new();
+    for (mid, kind) in sections {
+        let Some(media) = rtc.media(*mid) else {
+            continue;
+        };
+        if media.direction() != Direction::RecvOnly {
+            continue;
+        }
+        let params: Vec<_> = rtc
+            .codec_config()
+            .params()
+            .iter()
+            .filter(|p| media.remote_pts().contains(&p.pt()))
+            .copied()
+            .collect();
+        if params.is_empty() {
+            continue;
+        }
+        tracks.push(PublishedTrack {
+            mid: *mid,
+            kind: *kind,
+            params,
+        });
+    }
+    if tracks.is_empty() {
+        return Err(OfferError::Unacceptable(
+            "no codec in common: this server forwards Opus, PCMU/PCMA, VP8, VP9, H264 and AV1"
+                .into(),
+        ));
+    }
+    let keyframes = tracks
+        .iter()
+        .filter(|t| t.kind == MediaKind::Video)
+        .map(|t| (t.mid, KeyframeThrottle::new(setup.keyframe_interval)))
+        .collect();
+    Ok(Side::Publisher(PublisherSide {
+        media: Arc::new(PublishedMedia { generation, tracks }),
+        ssrcs: Vec::new(),
+        keyframes,
+    }))
+}
+
+fn viewer_side(
+    rtc: &Rtc,
+    sections: &[(Mid, MediaKind)],
+    publisher: &PublishedMedia,
+) -> Result<Side, OfferError> {
+    let mut tracks = Vec::new();
+    let mut missing = Vec::new();
+    for published in &publisher.tracks {
+        // A viewer that did not offer a kind at all does not want it.
+        let Some((mid, kind)) = sections.iter().find(|(_, kind)| *kind == published.kind) else {
+            continue;
+        };
+        let usable = rtc
+            .media(*mid)
+            .filter(|media| media.direction() == Direction::SendOnly)
+            .and_then(|_| {
+                let mut track = ViewerTrack::new(*mid, *kind);
+                can_receive(rtc, &mut track, publisher).then_some(track)
+            });
+        match usable {
+            Some(track) => tracks.push(track),
+            None => missing.push(format!(
+                "{:?} ({})",
+                published.kind,
+                published.codec_names()
+            )),
+        }
+    }
+    if !missing.is_empty() || tracks.is_empty() {
+        let what = if missing.is_empty() {
+            format!(
+                "{:?}",
+                publisher.tracks.iter().map(|t| t.kind).collect::<Vec<_>>()
+            )
+        } else {
+            missing.join("; ")
+        };
+        return Err(OfferError::Unacceptable(format!(
+            "this offer cannot receive the publisher's media: {what}"
+        )));
+    }
+    Ok(Side::Viewer(ViewerSide { tracks }))
+}

@@ -1,0 +1,547 @@
+//! One WebRTC session: a str0m `Rtc` in RTP mode plus what uringcast keeps
+//! beside it — its role, its room, its liveness deadlines, and for a viewer the
+//! per-track payload-type maps and rewriters; for a publisher the keyframe
+//! throttles of its video tracks.
+//!
+//! Every call into str0m runs under `catch_unwind` and is followed by a full
+//! drain of `poll_output` (str0m's single-mutation contract). A panic closes
+//! this peer only; the shard sees [`Peer::closed`] and removes it.
+
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
+use tracing::{debug, warn};
+
+use super::keyframe::KeyframeThrottle;
+use super::rewrite::Rewriter;
+use super::room::{PublishedMedia, RoomShared};
+use super::{Role, SessionId};
+
+/// Why a peer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// DELETE on its session URL.
+    Deleted,
+    /// ICE and DTLS did not complete within the connect timeout.
+    NeverConnected,
+    /// Nothing heard from a connected peer within the ICE timeout.
+    Silent,
+    /// str0m reported ICE disconnected or the DTLS session closed.
+    Disconnected,
+    /// str0m returned an error we cannot continue from.
+    Failed,
+    /// A call into str0m panicked.
+    Panicked,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// One RTP packet from a room's publisher, shared by `Arc` between every
+/// viewer and every shard it reaches.
+#[derive(Debug)]
+pub struct Forwarded {
+    pub room_id: u64,
+    pub media: Arc<PublishedMedia>,
+    pub kind: MediaKind,
+    /// Publisher generation and SSRC: changes when the source changes.
+    pub source: u64,
+    pub pt: u8,
+    pub clock_rate: u32,
+    /// Extended sequence number (no wraps).
+    pub seq: u64,
+    pub ts: u32,
+    pub marker: bool,
+    pub audio_level: Option<i8>,
+    pub voice_activity: Option<bool>,
+    pub payload: Arc<[u8]>,
+    pub received: Instant,
+}
+
+/// Something a peer asks of the shard after a call.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// The publisher received a media packet: fan it out to the room.
+    Media(Arc<Forwarded>),
+    /// A viewer wants a keyframe (it connected, the source switched, or it
+    /// sent PLI/FIR): ask the room's publisher.
+    WantKeyframe(KeyframeRequestKind),
+    /// ICE and DTLS completed.
+    Connected,
+}
+
+/// What calls into peers produce: datagrams to send and events for the shard.
+/// Reused across calls so the hot path does not allocate.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    pub transmits: Vec<Transmit>,
+    pub events: Vec<PeerEvent>,
+    /// Packets a viewer could not take (no matching payload type, or older
+    /// than its stream start).
+    pub dropped: u64,
+}
+
+/// The shape of a session's tracks, by role.
+#[derive(Debug)]
+pub(super) enum Side {
+    Publisher(PublisherSide),
+    Viewer(ViewerSide),
+}
+
+#[derive(Debug)]
+pub(super) struct PublisherSide {
+    pub media: Arc<PublishedMedia>,
+    /// SSRC → kind, learned on first packet of each SSRC.
+    pub ssrcs: Vec<(Ssrc, MediaKind)>,
+    /// Video tracks' keyframe throttles.
+    pub keyframes: Vec<(Mid, KeyframeThrottle)>,
+}
+
+#[derive(Debug)]
+pub(super) struct ViewerSide {
+    pub tracks: Vec<ViewerTrack>,
+}
+
+#[derive(Debug)]
+pub(super) struct ViewerTrack {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    /// Publisher PT → our PT (`NO_PT`: the viewer did not negotiate it).
+    pub pt_map: [u8; 128],
+    /// Publisher generation `pt_map` was built for (0: none yet).
+    pub map_generation: u64,
+    pub rewriter: Rewriter,
+}
+
+const NO_PT: u8 = u8::MAX;
+
+impl ViewerTrack {
+    pub(super) fn new(mid: Mid, kind: MediaKind) -> Self {
+        Self {
+            mid,
+            kind,
+            pt_map: [NO_PT; 128],
+            map_generation: 0,
+            rewriter: Rewriter::default(),
+        }
+    }
+}
+
+/// Liveness limits of one peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub ice: Duration,
+}
+
+/// One session's state machine.
+#[derive(Debug)]
+pub struct Peer {
+    id: SessionId,
+    role: Role,
+    room: Arc<RoomShared>,
+    ufrag: String,
+    rtc: Rtc,
+    side: Side,
+    timeouts: Timeouts,
+    created: Instant,
+    last_heard: Instant,
+    connected: bool,
+    rtc_deadline: Instant,
+    closed: Option<CloseReason>,
+}
+
+impl Peer {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        id: SessionId,
+        role: Role,
+        room: Arc<RoomShared>,
+        ufrag: String,
+        rtc: Rtc,
+        side: Side,
+        timeouts: Timeouts,
+        now: Instant,
+    ) -> Self {
+        Self {
+            id,
+            role,
+            room,
+            ufrag,
+            rtc,
+            side,
+            timeouts,
+            created: now,
+            last_heard: now,
+            connected: false,
+            rtc_deadline: now,
+            closed: None,
+        }
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn room(&self) -> &Arc<RoomShared> {
+        &self.room
+    }
+
+    /// Our ICE ufrag: the first half of USERNAME in the STUN this peer sends.
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Why the peer ended, once it has.
+    pub fn closed(&self) -> Option<CloseReason> {
+        self.closed
+    }
+
+    /// What this publisher sends (`None` for a viewer).
+    pub fn published_media(&self) -> Option<&Arc<PublishedMedia>> {
+        match &self.side {
+            Side::Publisher(p) => Some(&p.media),
+            Side::Viewer(_) => None,
+        }
+    }
+
+    /// The earliest instant at which [`Peer::handle_timeout`] has work.
+    pub fn deadline(&self) -> Instant {
+        let liveness = if self.connected {
+            self.last_heard + self.timeouts.ice
+        } else {
+            self.created + self.timeouts.connect
+        };
+        let mut at = self.rtc_deadline.min(liveness);
+        if let Side::Publisher(p) = &self.side {
+            for (_, throttle) in &p.keyframes {
+                if let Some(due) = throttle.deadline() {
+                    at = at.min(due);
+                }
+            }
+        }
+        at
+    }
+
+    /// Feeds one datagram that arrived from `source` at our `destination`.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+        out: &mut Outputs,
+    ) {
+        let Ok(contents) = data.try_into() else {
+            // Not STUN, DTLS, RTP or RTCP: nothing str0m can use.
+            out.dropped += 1;
+            return;
+        };
+        self.last_heard = now;
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        self.guarded(now, out, |rtc, _| rtc.handle_input(input));
+    }
+
+    /// Advances timers: str0m's, keyframe throttles, liveness.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Outputs) {
+        if self.closed.is_some() {
+            return;
+        }
+        if !self.connected && now >= self.created + self.timeouts.connect {
+            debug!(session = ?self.id, "never connected");
+            return self.close(now, CloseReason::NeverConnected, out);
+        }
+        if self.connected && now >= self.last_heard + self.timeouts.ice {
+            debug!(session = ?self.id, "silent for the ICE timeout");
+            return self.close(now, CloseReason::Silent, out);
+        }
+        if let Side::Publisher(p) = &mut self.side {
+            let due: Vec<(Mid, KeyframeRequestKind)> = p
+                .keyframes
+                .iter_mut()
+                .filter_map(|(mid, t)| t.poll(now).map(|kind| (*mid, kind)))
+                .collect();
+            for (mid, kind) in due {
+                self.send_keyframe_request(now, mid, kind, out);
+            }
+        }
+        if now >= self.rtc_deadline {
+            self.guarded(now, out, |rtc, now| rtc.handle_input(Input::Timeout(now)));
+        }
+    }
+
+    /// A publisher: a viewer asked for a keyframe on the video track.
+    pub fn request_keyframe(&mut self, now: Instant, kind: KeyframeRequestKind, out: &mut Outputs) {
+        let Side::Publisher(p) = &mut self.side else {
+            return;
+        };
+        let due: Vec<(Mid, KeyframeRequestKind)> = p
+            .keyframes
+            .iter_mut()
+            .filter_map(|(mid, t)| t.request(now, kind).map(|kind| (*mid, kind)))
+            .collect();
+        for (mid, kind) in due {
+            self.send_keyframe_request(now, mid, kind, out);
+        }
+    }
+
+    fn send_keyframe_request(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        kind: KeyframeRequestKind,
+        out: &mut Outputs,
+    ) {
+        let id = self.id;
+        self.guarded(now, out, |rtc, _| {
+            match rtc.direct_api().stream_rx_by_mid(mid, None) {
+                Some(stream) => stream.request_keyframe(kind),
+                None => debug!(session = ?id, %mid, "keyframe wanted before the publisher's first packet"),
+            }
+            Ok(())
+        });
+    }
+
+    /// A viewer: write one packet of the room's publisher to this peer.
+    pub fn forward(&mut self, now: Instant, packet: &Forwarded, out: &mut Outputs) {
+        if !self.connected || self.closed.is_some() {
+            return;
+        }
+        let Side::Viewer(viewer) = &mut self.side else {
+            return;
+        };
+        let Some(track) = viewer.tracks.iter_mut().find(|t| t.kind == packet.kind) else {
+            return;
+        };
+        if track.map_generation != packet.media.generation {
+            build_pt_map(&self.rtc, track, &packet.media);
+        }
+        let pt = track
+            .pt_map
+            .get(usize::from(packet.pt))
+            .copied()
+            .unwrap_or(NO_PT);
+        if pt == NO_PT {
+            out.dropped += 1;
+            return;
+        }
+        let Some(mapped) = track.rewriter.rewrite(
+            packet.source,
+            packet.seq,
+            packet.ts,
+            packet.received,
+            packet.clock_rate,
+        ) else {
+            out.dropped += 1;
+            return;
+        };
+        if mapped.switched && packet.kind == MediaKind::Video {
+            out.events
+                .push(PeerEvent::WantKeyframe(KeyframeRequestKind::Pli));
+        }
+        let mid = track.mid;
+        let write = RtpWrite::new(
+            pt.into(),
+            mapped.seq.into(),
+            mapped.ts,
+            packet.received,
+            packet.payload.clone(),
+        )
+        .marker(packet.marker)
+        .nackable(packet.kind == MediaKind::Video)
+        .ext_vals(ExtensionValues {
+            audio_level: packet.audio_level,
+            voice_activity: packet.voice_activity,
+            ..Default::default()
+        });
+        self.room
+            .bytes_out
+            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        self.guarded(now, out, |rtc, _now| {
+            if let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+                stream.write_rtp(write);
+            }
+            Ok(())
+        });
+        // The write only queued the packet; the timeout sends it.
+        self.guarded(now, out, |rtc, now| rtc.handle_input(Input::Timeout(now)));
+    }
+
+    /// Ends the session: str0m sends RTCP BYE and DTLS close_notify.
+    pub fn close(&mut self, now: Instant, reason: CloseReason, out: &mut Outputs) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.guarded(now, out, |rtc, _| rtc.close());
+        self.closed.get_or_insert(reason);
+    }
+
+    /// Runs `call` on the `Rtc`, then drains `poll_output` to its timeout,
+    /// all under `catch_unwind`. Errors and panics close the peer.
+    fn guarded(
+        &mut self,
+        now: Instant,
+        out: &mut Outputs,
+        call: impl FnOnce(&mut Rtc, Instant) -> Result<(), RtcError>,
+    ) {
+        if self.closed.is_some() {
+            return;
+        }
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            call(&mut self.rtc, now)?;
+            self.drain(out)
+        }));
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(session = ?self.id, error = %e, "str0m error");
+                // Errors from one bad datagram are not fatal; a dead Rtc is.
+                if !self.rtc.is_alive() {
+                    self.closed.get_or_insert(CloseReason::Failed);
+                }
+            }
+            Err(_) => {
+                warn!(session = ?self.id, "str0m panicked; closing this peer");
+                self.closed = Some(CloseReason::Panicked);
+            }
+        }
+    }
+
+    fn drain(&mut self, out: &mut Outputs) -> Result<(), RtcError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(at) => {
+                    self.rtc_deadline = at;
+                    return Ok(());
+                }
+                Output::Transmit(t) => out.transmits.push(t),
+                Output::Event(event) => self.handle_event(event, out),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event, out: &mut Outputs) {
+        match event {
+            Event::Connected => {
+                debug!(session = ?self.id, role = ?self.role, "connected");
+                self.connected = true;
+                out.events.push(PeerEvent::Connected);
+                if self.role == Role::Viewer {
+                    out.events
+                        .push(PeerEvent::WantKeyframe(KeyframeRequestKind::Pli));
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                debug!(session = ?self.id, "ICE disconnected");
+                self.closed.get_or_insert(CloseReason::Disconnected);
+            }
+            Event::Closed => {
+                self.closed.get_or_insert(CloseReason::Disconnected);
+            }
+            Event::RtpPacket(packet) => self.handle_rtp(packet, out),
+            Event::KeyframeRequest(request) if self.role == Role::Viewer => {
+                out.events.push(PeerEvent::WantKeyframe(request.kind));
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_rtp(&mut self, packet: RtpPacket, out: &mut Outputs) {
+        let Side::Publisher(publisher) = &mut self.side else {
+            return;
+        };
+        let ssrc = packet.header.ssrc;
+        let kind = match publisher.ssrcs.iter().find(|(s, _)| *s == ssrc) {
+            Some((_, kind)) => *kind,
+            None => {
+                let Some(mid) = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else {
+                    out.dropped += 1;
+                    return;
+                };
+                let Some(track) = publisher.media.tracks.iter().find(|t| t.mid == mid) else {
+                    out.dropped += 1;
+                    return;
+                };
+                publisher.ssrcs.push((ssrc, track.kind));
+                track.kind
+            }
+        };
+        let pt = *packet.header.payload_type;
+        let Some(params) = publisher.media.params(kind, pt) else {
+            out.dropped += 1;
+            return;
+        };
+        let clock_rate = params.spec().clock_rate.get();
+        self.room
+            .bytes_in
+            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        let ext = &packet.header.ext_vals;
+        out.events.push(PeerEvent::Media(Arc::new(Forwarded {
+            room_id: self.room.id,
+            media: publisher.media.clone(),
+            kind,
+            source: (publisher.media.generation << 32) | u64::from(*ssrc),
+            pt,
+            clock_rate,
+            seq: *packet.seq_no,
+            ts: packet.header.timestamp,
+            marker: packet.header.marker,
+            audio_level: ext.audio_level,
+            voice_activity: ext.voice_activity,
+            payload: packet.payload,
+            received: packet.timestamp,
+        })));
+    }
+}
+
+/// Maps each of the publisher's payload types on `track`'s kind to the one
+/// this viewer negotiated for the same codec (same name, clock and format).
+fn build_pt_map(rtc: &Rtc, track: &mut ViewerTrack, media: &PublishedMedia) {
+    track.pt_map = [NO_PT; 128];
+    track.map_generation = media.generation;
+    let Some(published) = media.track(track.kind) else {
+        return;
+    };
+    let remote_pts = rtc.media(track.mid).map(|m| m.remote_pts()).unwrap_or(&[]);
+    for params in &published.params {
+        let Some(ours) = rtc.codec_config().match_params(*params) else {
+            continue;
+        };
+        if !remote_pts.contains(&ours.pt()) {
+            continue;
+        }
+        if let Some(slot) = track.pt_map.get_mut(usize::from(*params.pt())) {
+            *slot = *ours.pt();
+        }
+    }
+}
+
+/// Whether a viewer negotiated at least one of the publisher's codecs on
+/// `track` (used to refuse a viewer with 422 before it connects).
+pub(super) fn can_receive(rtc: &Rtc, track: &mut ViewerTrack, media: &PublishedMedia) -> bool {
+    build_pt_map(rtc, track, media);
+    track.pt_map.iter().any(|&pt| pt != NO_PT)
+}
