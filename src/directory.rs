@@ -1,0 +1,255 @@
+//! The process-wide directory of sessions and rooms, shared by the signaling
+//! thread and the shards. It is locked only on slow paths — a POST, a DELETE,
+//! the first STUN of an unknown ufrag, a peer's end, the pending sweep — never
+//! per media packet.
+//!
+//! A new session's peer waits here (`Pending`) until its first STUN arrives on
+//! some shard, which then takes it (`claim`) and owns it from then on; the
+//! directory only remembers which shard that is.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::sfu::{Peer, PublishedMedia, Role, RoomShared, SessionId};
+
+/// Where a session's peer lives.
+#[derive(Debug)]
+pub enum Place {
+    /// Answered, waiting for its first STUN.
+    Pending(Box<Peer>),
+    /// Owned by this shard.
+    Shard(usize),
+}
+
+#[derive(Debug)]
+struct SessionEntry {
+    room: String,
+    role: Role,
+    ufrag: String,
+    created: Instant,
+    place: Place,
+}
+
+#[derive(Debug)]
+struct RoomEntry {
+    shared: Arc<RoomShared>,
+    publisher: Option<(SessionId, Arc<PublishedMedia>)>,
+    sessions: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: HashMap<SessionId, SessionEntry>,
+    by_ufrag: HashMap<String, SessionId>,
+    rooms: HashMap<String, RoomEntry>,
+}
+
+/// Why a session could not be added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InsertError {
+    #[error("room {0:?} already has a publisher")]
+    RoomHasPublisher(String),
+    #[error("room {0:?} has no publisher")]
+    RoomHasNoPublisher(String),
+}
+
+/// What a shard finds for a ufrag it has not seen.
+#[derive(Debug)]
+pub enum Claim {
+    /// The peer was pending; it now belongs to the claiming shard.
+    Moved(Box<Peer>),
+    /// The peer lives on another shard.
+    OnShard(usize),
+    /// No session has this ufrag.
+    Unknown,
+}
+
+/// One room in a stats snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomSnapshot {
+    pub name: String,
+    pub sessions: usize,
+    pub has_publisher: bool,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// The directory. Cheap to share by `Arc`.
+#[derive(Debug, Default)]
+pub struct Directory {
+    inner: Mutex<Inner>,
+    next_room_id: AtomicU64,
+    next_generation: AtomicU64,
+}
+
+impl Directory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The shared state of room `name`, creating it if needed.
+    pub fn room(&self, name: &str) -> Arc<RoomShared> {
+        let mut inner = self.inner.lock();
+        self.room_entry(&mut inner, name).shared.clone()
+    }
+
+    fn room_entry<'a>(&self, inner: &'a mut Inner, name: &str) -> &'a mut RoomEntry {
+        inner.rooms.entry(name.to_owned()).or_insert_with(|| RoomEntry {
+            shared: Arc::new(RoomShared::new(
+                self.next_room_id.fetch_add(1, Ordering::Relaxed) + 1,
+                name.to_owned(),
+            )),
+            publisher: None,
+            sessions: 0,
+        })
+    }
+
+    /// Forgets room `name` if no session uses it (after a refused offer).
+    pub fn release_room(&self, name: &str) {
+        let mut inner = self.inner.lock();
+        let empty = inner.rooms.get(name).is_some_and(|r| r.sessions == 0);
+        drop_if_empty(&mut inner, name, empty);
+    }
+
+    /// The media of room `name`'s current publisher, if it has one.
+    pub fn publisher_media(&self, name: &str) -> Option<Arc<PublishedMedia>> {
+        let inner = self.inner.lock();
+        inner.rooms.get(name)?.publisher.as_ref().map(|(_, m)| m.clone())
+    }
+
+    /// A fresh publisher generation (never 0).
+    pub fn next_generation(&self) -> u64 {
+        self.next_generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Adds an answered peer as pending. A publisher takes the room's
+    /// publisher slot; a viewer needs the room to have a publisher.
+    pub fn insert(&self, peer: Peer, now: Instant) -> Result<SessionId, InsertError> {
+        let mut inner = self.inner.lock();
+        let name = peer.room().name.clone();
+        let id = peer.id();
+        let role = peer.role();
+        let room = self.room_entry(&mut inner, &name);
+        match role {
+            Role::Publisher => {
+                if room.publisher.is_some() {
+                    let empty = room.sessions == 0;
+                    drop_if_empty(&mut inner, &name, empty);
+                    return Err(InsertError::RoomHasPublisher(name));
+                }
+                let media = peer.published_media().cloned().ok_or_else(|| InsertError::RoomHasNoPublisher(name.clone()))?;
+                room.publisher = Some((id, media));
+            }
+            Role::Viewer => {
+                if room.publisher.is_none() {
+                    let empty = room.sessions == 0;
+                    drop_if_empty(&mut inner, &name, empty);
+                    return Err(InsertError::RoomHasNoPublisher(name));
+                }
+            }
+        }
+        room.sessions += 1;
+        let ufrag = peer.ufrag().to_owned();
+        inner.by_ufrag.insert(ufrag.clone(), id);
+        inner.sessions.insert(
+            id,
+            SessionEntry {
+                room: name,
+                role,
+                ufrag,
+                created: now,
+                place: Place::Pending(Box::new(peer)),
+            },
+        );
+        Ok(id)
+    }
+
+    /// A shard saw STUN for `ufrag` from an address it does not know.
+    pub fn claim(&self, ufrag: &[u8], shard: usize) -> Claim {
+        let Ok(ufrag) = std::str::from_utf8(ufrag) else {
+            return Claim::Unknown;
+        };
+        let mut inner = self.inner.lock();
+        let Some(id) = inner.by_ufrag.get(ufrag).copied() else {
+            return Claim::Unknown;
+        };
+        let Some(entry) = inner.sessions.get_mut(&id) else {
+            return Claim::Unknown;
+        };
+        match std::mem::replace(&mut entry.place, Place::Shard(shard)) {
+            Place::Pending(peer) => Claim::Moved(peer),
+            Place::Shard(owner) => {
+                entry.place = Place::Shard(owner);
+                Claim::OnShard(owner)
+            }
+        }
+    }
+
+    /// Forgets session `id`; returns where it was (`None`: unknown, e.g. a
+    /// second DELETE). A pending peer is dropped with it.
+    pub fn remove(&self, id: SessionId) -> Option<Place> {
+        let mut inner = self.inner.lock();
+        let entry = inner.sessions.remove(&id)?;
+        inner.by_ufrag.remove(&entry.ufrag);
+        if let Some(room) = inner.rooms.get_mut(&entry.room) {
+            room.sessions = room.sessions.saturating_sub(1);
+            if entry.role == Role::Publisher && room.publisher.as_ref().is_some_and(|(p, _)| *p == id) {
+                room.publisher = None;
+            }
+            let empty = room.sessions == 0;
+            drop_if_empty(&mut inner, &entry.room, empty);
+        }
+        Some(entry.place)
+    }
+
+    /// Removes pending sessions older than `max_age`; returns how many.
+    pub fn expire_pending(&self, now: Instant, max_age: Duration) -> usize {
+        let expired: Vec<SessionId> = {
+            let inner = self.inner.lock();
+            inner
+                .sessions
+                .iter()
+                .filter(|(_, e)| matches!(e.place, Place::Pending(_)) && now.duration_since(e.created) >= max_age)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for id in &expired {
+            self.remove(*id);
+        }
+        expired.len()
+    }
+
+    /// Number of sessions, pending or placed.
+    pub fn session_count(&self) -> usize {
+        self.inner.lock().sessions.len()
+    }
+
+    /// Rooms and their counters, sorted by name.
+    pub fn rooms(&self) -> Vec<RoomSnapshot> {
+        let inner = self.inner.lock();
+        let mut rooms: Vec<RoomSnapshot> = inner
+            .rooms
+            .iter()
+            .map(|(name, r)| RoomSnapshot {
+                name: name.clone(),
+                sessions: r.sessions,
+                has_publisher: r.publisher.is_some(),
+                bytes_in: r.shared.bytes_in.load(Ordering::Relaxed),
+                bytes_out: r.shared.bytes_out.load(Ordering::Relaxed),
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        rooms
+    }
+}
+
+fn drop_if_empty(inner: &mut Inner, name: &str, empty: bool) {
+    if empty {
+        inner.rooms.remove(name);
+    }
+}

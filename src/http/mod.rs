@@ -1,0 +1,86 @@
+//! The HTTP endpoint (axum): WHIP and WHEP session creation and deletion,
+//! CORS, `/v1/stats`, and a small index page. Runs on the signaling thread's
+//! tokio runtime; talks to shards only through the directory and their
+//! command queues.
+
+mod problem;
+mod session;
+mod stats;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use tower_http::cors::{Any, CorsLayer};
+
+pub use problem::Problem;
+pub use stats::{StatsSampler, spawn_background_tasks};
+
+use crate::directory::Directory;
+use crate::sfu::PeerSetup;
+use crate::shard::ShardHandle;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub directory: Arc<Directory>,
+    pub shards: Arc<[ShardHandle]>,
+    pub setup: PeerSetup,
+    pub max_body: usize,
+    pub io_names: Arc<[&'static str]>,
+    pub sampler: Arc<StatsSampler>,
+    pub started: std::time::Instant,
+}
+
+/// The axum router with every route and the CORS layer.
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        // A wildcard does not cover Authorization, so name every header.
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::IF_MATCH,
+            header::ETAG,
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::LINK,
+            header::RETRY_AFTER,
+            HeaderName::from_static("accept-post"),
+        ]);
+    Router::new()
+        .route("/", get(index))
+        .route("/whip/{room}", post(session::publish).options(options))
+        .route("/whep/{room}", post(session::watch).options(options))
+        .route("/session/{id}", delete(session::delete).options(options))
+        .route("/v1/stats", get(stats::stats))
+        .fallback(not_found)
+        .layer(cors)
+        .with_state(state)
+}
+
+/// `OPTIONS` that is not a CORS preflight: advertise what POST takes.
+async fn options() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static("accept-post"), HeaderValue::from_static("application/sdp"));
+    response
+}
+
+async fn not_found() -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "no such endpoint").into_response()
+}
+
+async fn index() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><meta charset=utf-8><title>uringcast</title>",
+        "<h1>uringcast</h1><p>WHIP: <code>POST /whip/{room}</code> · WHEP: <code>POST /whep/{room}</code> · ",
+        "<a href=/v1/stats>/v1/stats</a></p>"
+    ))
+}

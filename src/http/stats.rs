@@ -1,0 +1,128 @@
+//! `GET /v1/stats` and the background tasks of the signaling thread: the
+//! once-a-second bitrate sampler and the sweep of pending sessions.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use super::AppState;
+use crate::directory::Directory;
+use crate::shard::ShardSnapshot;
+
+/// Room bitrates computed from byte counters once a second.
+#[derive(Debug, Default)]
+pub struct StatsSampler {
+    /// Room name → (bytes in, bytes out at last sample, bits/s in, bits/s out).
+    rooms: Mutex<HashMap<String, (u64, u64, u64, u64)>>,
+}
+
+impl StatsSampler {
+    fn sample(&self, directory: &Directory, interval: Duration) {
+        let seconds = interval.as_secs_f64().max(0.001);
+        let mut rooms = self.rooms.lock();
+        let mut next = HashMap::new();
+        for room in directory.rooms() {
+            let (prev_in, prev_out) = rooms
+                .get(&room.name)
+                .map_or((room.bytes_in, room.bytes_out), |r| (r.0, r.1));
+            let rate = |now: u64, prev: u64| ((now.saturating_sub(prev)) as f64 * 8.0 / seconds) as u64;
+            next.insert(
+                room.name.clone(),
+                (room.bytes_in, room.bytes_out, rate(room.bytes_in, prev_in), rate(room.bytes_out, prev_out)),
+            );
+        }
+        *rooms = next;
+    }
+
+    fn bitrates(&self, room: &str) -> (u64, u64) {
+        self.rooms.lock().get(room).map_or((0, 0), |r| (r.2, r.3))
+    }
+}
+
+/// Starts the sampler and the pending-session sweep on the current runtime.
+pub fn spawn_background_tasks(state: &AppState, connect_timeout: Duration) {
+    let sampler = state.sampler.clone();
+    let directory = state.directory.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last = Instant::now();
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            sampler.sample(&directory, now - last);
+            last = now;
+            let expired = directory.expire_pending(now, connect_timeout);
+            if expired > 0 {
+                tracing::info!(expired, "pending sessions expired before their first STUN");
+            }
+        }
+    });
+}
+
+#[derive(Serialize)]
+struct RoomStats {
+    name: String,
+    sessions: usize,
+    has_publisher: bool,
+    bytes_in: u64,
+    bytes_out: u64,
+    bitrate_in_bps: u64,
+    bitrate_out_bps: u64,
+}
+
+#[derive(Serialize)]
+struct ShardStatsOut {
+    index: usize,
+    io: &'static str,
+    #[serde(flatten)]
+    counters: ShardSnapshot,
+}
+
+#[derive(Serialize)]
+pub(super) struct StatsOut {
+    uptime_seconds: u64,
+    sessions: usize,
+    rooms: Vec<RoomStats>,
+    shards: Vec<ShardStatsOut>,
+}
+
+pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
+    let rooms = state
+        .directory
+        .rooms()
+        .into_iter()
+        .map(|r| {
+            let (bitrate_in_bps, bitrate_out_bps) = state.sampler.bitrates(&r.name);
+            RoomStats {
+                name: r.name,
+                sessions: r.sessions,
+                has_publisher: r.has_publisher,
+                bytes_in: r.bytes_in,
+                bytes_out: r.bytes_out,
+                bitrate_in_bps,
+                bitrate_out_bps,
+            }
+        })
+        .collect();
+    let shards = state
+        .shards
+        .iter()
+        .enumerate()
+        .map(|(index, handle)| ShardStatsOut {
+            index,
+            io: state.io_names.get(index).copied().unwrap_or("?"),
+            counters: handle.stats.snapshot(),
+        })
+        .collect();
+    Json(StatsOut {
+        uptime_seconds: state.started.elapsed().as_secs(),
+        sessions: state.directory.session_count(),
+        rooms,
+        shards,
+    })
+}
+

@@ -1,0 +1,240 @@
+//! Starting and stopping a whole server: bind the reuseport group, build one
+//! datapath and one shard thread per socket, start the signaling runtime with
+//! the HTTP endpoint, and on shutdown close every session and join it all.
+//! `main` is a thin wrapper; tests and tools start servers the same way.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::http::{self, AppState, StatsSampler};
+use crate::net::{self, bind_reuseport};
+use crate::sfu::PeerSetup;
+use crate::shard::{self, Control, Shard, ShardHandle};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("binding the media port {addr}: {source}")]
+    BindUdp { addr: SocketAddr, source: std::io::Error },
+    #[error("setting up the {kind:?} datapath: {source}")]
+    Datapath { kind: net::IoKind, source: std::io::Error },
+    #[error("binding the HTTP endpoint {addr}: {source}")]
+    BindHttp { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Config(String),
+    #[error("starting a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running server.
+pub struct Server {
+    http_addr: SocketAddr,
+    udp_addr: SocketAddr,
+    io_names: Arc<[&'static str]>,
+    shards: Arc<[ShardHandle]>,
+    shard_threads: Vec<JoinHandle<std::io::Result<()>>>,
+    http_thread: Option<JoinHandle<()>>,
+    http_stop: Option<oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// Binds everything and starts serving.
+    pub fn start(config: &Config) -> Result<Self, StartError> {
+        let shard_count = config.shard_count();
+        let mut sockets = Vec::with_capacity(shard_count);
+        let mut udp_addr = config.udp_addr;
+        for _ in 0..shard_count {
+            let socket = bind_reuseport(udp_addr, config.socket_buffer, config.socket_buffer)
+                .map_err(|source| StartError::BindUdp { addr: udp_addr, source })?;
+            // Port 0: the first bind picks the port, the rest join it.
+            udp_addr = socket
+                .local_addr()
+                .map_err(|source| StartError::BindUdp { addr: udp_addr, source })?;
+            sockets.push(socket);
+        }
+        let candidates = candidates(udp_addr, &config.public_ip)?;
+
+        let mut datapaths = Vec::with_capacity(shard_count);
+        for socket in sockets {
+            let datapath = net::open(config.io, socket).map_err(|source| StartError::Datapath {
+                kind: config.io,
+                source,
+            })?;
+            datapaths.push(datapath);
+        }
+        let io_names: Arc<[&'static str]> = datapaths.iter().map(|d| d.name()).collect();
+        let (handles, inboxes): (Vec<_>, Vec<_>) = datapaths
+            .iter()
+            .map(|d| shard::channel(config.shard_queue, d.waker()))
+            .unzip();
+        let shards: Arc<[ShardHandle]> = handles.into();
+        let directory = Arc::new(Directory::new());
+
+        let mut shard_threads = Vec::with_capacity(shard_count);
+        for (index, (datapath, inbox)) in datapaths.into_iter().zip(inboxes).enumerate() {
+            let shard = Shard::new(index, datapath, inbox, shards.clone(), directory.clone(), candidates.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("shard-{index}"))
+                .spawn(move || shard.run())
+                .map_err(StartError::Thread)?;
+            shard_threads.push(thread);
+        }
+
+        let listener =
+            std::net::TcpListener::bind(config.http_addr).map_err(|source| StartError::BindHttp {
+                addr: config.http_addr,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::BindHttp {
+            addr: config.http_addr,
+            source,
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| StartError::BindHttp { addr: http_addr, source })?;
+        let state = AppState {
+            directory,
+            shards: shards.clone(),
+            setup: PeerSetup {
+                candidates,
+                connect_timeout: config.connect_timeout,
+                ice_timeout: config.ice_timeout,
+                keyframe_interval: config.keyframe_interval,
+            },
+            max_body: config.max_body,
+            io_names: io_names.clone(),
+            sampler: Arc::new(StatsSampler::default()),
+            started: Instant::now(),
+        };
+        let connect_timeout = config.connect_timeout;
+        let (http_stop, stopped) = oneshot::channel::<()>();
+        let http_thread = std::thread::Builder::new()
+            .name("signaling".into())
+            .spawn(move || run_http(listener, state, connect_timeout, stopped))
+            .map_err(StartError::Thread)?;
+
+        Ok(Self {
+            http_addr,
+            udp_addr,
+            io_names,
+            shards,
+            shard_threads,
+            http_thread: Some(http_thread),
+            http_stop: Some(http_stop),
+        })
+    }
+
+    /// Where the HTTP endpoint listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The media port's address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    /// The datapath each shard runs ("uring" or "mmsg").
+    pub fn io_names(&self) -> &[&'static str] {
+        &self.io_names
+    }
+
+    /// Stops accepting, closes every session, joins every thread; gives up
+    /// waiting after `limit`.
+    pub fn shutdown(mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        if let Some(stop) = self.http_stop.take() {
+            let _ = stop.send(());
+        }
+        for handle in self.shards.iter() {
+            if !handle.command(Control::Shutdown) {
+                warn!("a shard did not take the shutdown command");
+            }
+        }
+        for thread in self.shard_threads.drain(..) {
+            join_until(thread, deadline);
+        }
+        if let Some(thread) = self.http_thread.take() {
+            join_until(thread, deadline);
+        }
+        info!("stopped");
+    }
+}
+
+fn join_until<T>(thread: JoinHandle<T>, deadline: Instant) {
+    while !thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if thread.is_finished() {
+        let _ = thread.join();
+    } else {
+        warn!(thread = ?thread.thread().name(), "did not stop in time");
+    }
+}
+
+/// Our host candidates: the media address, unless it is a wildcard, and every
+/// public IP on the same port.
+fn candidates(udp_addr: SocketAddr, public_ips: &[IpAddr]) -> Result<Vec<SocketAddr>, StartError> {
+    let mut out = Vec::new();
+    if !udp_addr.ip().is_unspecified() {
+        out.push(udp_addr);
+    }
+    for ip in public_ips {
+        let addr = SocketAddr::new(*ip, udp_addr.port());
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    if out.is_empty() {
+        return Err(StartError::Config(format!(
+            "--udp-addr {udp_addr} is a wildcard address: name the addresses clients reach with --public-ip"
+        )));
+    }
+    Ok(out)
+}
+
+fn run_http(
+    listener: std::net::TcpListener,
+    state: AppState,
+    connect_timeout: Duration,
+    stopped: oneshot::Receiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("signaling-rt")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the signaling runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot use the HTTP listener");
+                return;
+            }
+        };
+        http::spawn_background_tasks(&state, connect_timeout);
+        let app = http::router(state);
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    // Do not wait for slow clients' connections at shutdown.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+}

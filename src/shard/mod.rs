@@ -1,0 +1,482 @@
+//! One shard: a single-threaded event loop that owns one socket of the
+//! reuseport group (through a [`Datapath`]), the peers placed on it, their
+//! timers, and its side of the shard-to-shard queues.
+//!
+//! Demux per datagram: 4-tuple → peer (or → the shard that owns it); else a
+//! STUN binding request's ufrag → a local peer, or the directory (which moves
+//! a pending peer here or names its shard); else drop and count. An address is
+//! pinned to a peer only once str0m has answered its STUN, i.e. after
+//! MESSAGE-INTEGRITY checked out: an unauthenticated ufrag routes, never pins.
+
+mod msg;
+mod stats;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use slab::Slab;
+use str0m::media::KeyframeRequestKind;
+use tracing::{debug, info};
+
+pub use msg::{Control, ShardHandle, ShardInbox, ShardMsg, channel};
+pub use stats::{ShardSnapshot, ShardStats};
+
+use crate::directory::{Claim, Directory};
+use crate::net::{Datapath, RecvMeta};
+use crate::sfu::{CloseReason, Forwarded, Outputs, Peer, PeerEvent, RoomShared, SessionId};
+use crate::wire;
+
+/// A peer's handle on its shard: slab index plus a generation, so a stale
+/// handle never reaches a newer peer in the same slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct PeerKey {
+    index: u32,
+    generation: u32,
+}
+
+#[derive(Debug)]
+enum Route {
+    Local(PeerKey),
+    Remote(usize),
+}
+
+#[derive(Debug)]
+struct Slot {
+    peer: Box<Peer>,
+    generation: u32,
+    /// Authenticated addresses routed to this peer (here and on other shards).
+    addrs: Vec<(SocketAddr, Option<usize>)>,
+    /// The deadline of this peer's entry in the timer heap.
+    scheduled: Option<Instant>,
+}
+
+/// Everything of a shard but its datapath (so the datapath's receive callback
+/// can borrow it mutably).
+struct Core {
+    index: usize,
+    peers: Slab<Slot>,
+    next_generation: u32,
+    by_addr: HashMap<SocketAddr, Route>,
+    by_ufrag: HashMap<String, PeerKey>,
+    by_session: HashMap<SessionId, PeerKey>,
+    router: crate::sfu::Router<PeerKey>,
+    timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
+    directory: Arc<Directory>,
+    shards: Arc<[ShardHandle]>,
+    candidates: Vec<SocketAddr>,
+    out: Outputs,
+    scratch: Vec<PeerKey>,
+    to_wake: u64,
+    stats: Arc<ShardStats>,
+}
+
+/// A shard, ready to run on its own thread.
+pub struct Shard {
+    datapath: Box<dyn Datapath>,
+    inbox: ShardInbox,
+    core: Core,
+}
+
+impl Shard {
+    /// Shard `index` of `shards`, on `datapath`, advertising `candidates`.
+    pub fn new(
+        index: usize,
+        datapath: Box<dyn Datapath>,
+        inbox: ShardInbox,
+        shards: Arc<[ShardHandle]>,
+        directory: Arc<Directory>,
+        candidates: Vec<SocketAddr>,
+    ) -> Self {
+        let stats = shards[index].stats.clone();
+        Self {
+            datapath,
+            inbox,
+            core: Core {
+                index,
+                peers: Slab::new(),
+                next_generation: 0,
+                by_addr: HashMap::new(),
+                by_ufrag: HashMap::new(),
+                by_session: HashMap::new(),
+                router: crate::sfu::Router::new(index),
+                timers: BinaryHeap::new(),
+                directory,
+                shards,
+                candidates,
+                out: Outputs::default(),
+                scratch: Vec::new(),
+                to_wake: 0,
+                stats,
+            },
+        }
+    }
+
+    /// Runs until [`Control::Shutdown`]; returns the datapath error that
+    /// stopped it, if one did.
+    pub fn run(mut self) -> std::io::Result<()> {
+        info!(shard = self.core.index, io = self.datapath.name(), "shard running");
+        loop {
+            let now = Instant::now();
+            if !self.handle_control(now) {
+                self.flush();
+                return Ok(());
+            }
+            self.handle_inbox(now);
+            self.core.run_timers(now);
+            self.flush();
+            let timeout = self
+                .core
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            let core = &mut self.core;
+            self.datapath.turn(timeout, &mut |meta, data| {
+                core.on_datagram(Instant::now(), meta, data, None);
+            })?;
+            self.flush();
+        }
+    }
+
+    /// Returns `false` on shutdown.
+    fn handle_control(&mut self, now: Instant) -> bool {
+        while let Ok(control) = self.inbox.control.try_recv() {
+            match control {
+                Control::Close(id) => {
+                    if let Some(&key) = self.core.by_session.get(&id) {
+                        self.core.call(key, now, |peer, out| peer.close(now, CloseReason::Deleted, out));
+                    }
+                }
+                Control::Shutdown => {
+                    let keys: Vec<PeerKey> = self.core.by_session.values().copied().collect();
+                    for key in keys {
+                        self.core.call(key, now, |peer, out| peer.close(now, CloseReason::Shutdown, out));
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn handle_inbox(&mut self, now: Instant) {
+        // Bounded per turn so a flood from other shards cannot starve the socket.
+        for _ in 0..4096 {
+            let Ok(msg) = self.inbox.media.try_recv() else {
+                break;
+            };
+            self.core.on_shard_msg(now, msg);
+        }
+    }
+
+    /// Hands every queued transmit to the datapath, wakes shards we queued to.
+    fn flush(&mut self) {
+        for t in self.core.out.transmits.drain(..) {
+            self.datapath.queue_send(t.destination, &t.contents);
+        }
+        let mut mask = std::mem::take(&mut self.core.to_wake);
+        while mask != 0 {
+            let shard = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if let Some(handle) = self.core.shards.get(shard) {
+                handle.waker.wake();
+            }
+        }
+        self.core.stats.record_net(&self.datapath.stats());
+    }
+}
+
+impl Core {
+    fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.slot_mut(key) else { continue };
+            if slot.scheduled != Some(at) {
+                continue; // stale entry
+            }
+            slot.scheduled = None;
+            self.call(key, now, |peer, out| peer.handle_timeout(now, out));
+        }
+    }
+
+    fn slot_mut(&mut self, key: PeerKey) -> Option<&mut Slot> {
+        self.peers
+            .get_mut(key.index as usize)
+            .filter(|s| s.generation == key.generation)
+    }
+
+    /// Our candidate address for a datagram that reached `destination`.
+    fn local_address(&self, destination: SocketAddr) -> SocketAddr {
+        if self.candidates.contains(&destination) {
+            return destination;
+        }
+        self.candidates
+            .iter()
+            .find(|c| c.is_ipv4() == destination.is_ipv4())
+            .or(self.candidates.first())
+            .copied()
+            .unwrap_or(destination)
+    }
+
+    /// One datagram from the socket (`from: None`) or handed over by another shard.
+    fn on_datagram(&mut self, now: Instant, meta: RecvMeta, data: &[u8], from: Option<usize>) {
+        if from.is_none() {
+            ShardStats::add(&self.stats.received, 1);
+        }
+        match self.by_addr.get(&meta.source) {
+            Some(Route::Local(key)) => {
+                let key = *key;
+                self.feed(now, key, meta, data, from);
+                return;
+            }
+            Some(Route::Remote(owner)) => {
+                let owner = *owner;
+                self.hand_off(owner, meta, data);
+                return;
+            }
+            None => {}
+        }
+        let Some(ufrag) = wire::binding_request_local_ufrag(data) else {
+            ShardStats::add(&self.stats.drop_unknown_source, 1);
+            if let Some(from) = from {
+                // The shard that routed it here holds a stale route.
+                self.send_to_shard(from, ShardMsg::Unroute { addr: meta.source });
+            }
+            return;
+        };
+        if let Some(key) = std::str::from_utf8(ufrag).ok().and_then(|u| self.by_ufrag.get(u)) {
+            let key = *key;
+            self.feed(now, key, meta, data, from);
+            return;
+        }
+        match self.directory.claim(ufrag, self.index) {
+            Claim::Moved(peer) => {
+                let key = self.place(now, peer);
+                self.feed(now, key, meta, data, from);
+            }
+            Claim::OnShard(owner) if owner != self.index && from.is_none() => self.hand_off(owner, meta, data),
+            Claim::OnShard(_) | Claim::Unknown => ShardStats::add(&self.stats.drop_unknown_ufrag, 1),
+        }
+    }
+
+    fn hand_off(&mut self, owner: usize, meta: RecvMeta, data: &[u8]) {
+        let msg = ShardMsg::Datagram {
+            meta,
+            data: data.into(),
+            from: self.index,
+        };
+        if self.send_to_shard(owner, msg) {
+            ShardStats::add(&self.stats.handed_off, 1);
+        }
+    }
+
+    /// Queues `msg` to shard `to` (woken at the end of the turn).
+    fn send_to_shard(&mut self, to: usize, msg: ShardMsg) -> bool {
+        let Some(handle) = self.shards.get(to) else { return false };
+        if handle.try_send(msg) {
+            self.to_wake |= 1 << to;
+            true
+        } else {
+            ShardStats::add(&self.stats.drop_queue_full, 1);
+            false
+        }
+    }
+
+    /// Makes `peer` a member of this shard.
+    fn place(&mut self, now: Instant, peer: Box<Peer>) -> PeerKey {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        let id = peer.id();
+        let role = peer.role();
+        let room = peer.room().clone();
+        let ufrag = peer.ufrag().to_owned();
+        let index = self.peers.insert(Slot {
+            peer,
+            generation,
+            addrs: Vec::new(),
+            scheduled: None,
+        });
+        let key = PeerKey {
+            index: index as u32,
+            generation,
+        };
+        self.by_ufrag.insert(ufrag, key);
+        self.by_session.insert(id, key);
+        self.router.join(&room, role, key);
+        ShardStats::add(&self.stats.peers, 1);
+        debug!(shard = self.index, session = ?id, ?role, room = %room.name, "peer placed");
+        self.schedule(key, now);
+        key
+    }
+
+    /// Feeds a datagram to a local peer; pins its address once authenticated.
+    fn feed(&mut self, now: Instant, key: PeerKey, meta: RecvMeta, data: &[u8], from: Option<usize>) {
+        let destination = self.local_address(meta.destination);
+        let before = self.out.transmits.len();
+        let is_stun = wire::classify(data) == wire::PacketClass::Stun;
+        let dropped_before = self.out.dropped;
+        self.call(key, now, |peer, out| peer.handle_receive(now, meta.source, destination, data, out));
+        ShardStats::add(&self.stats.drop_invalid, self.out.dropped.saturating_sub(dropped_before));
+        self.out.dropped = dropped_before;
+        if !is_stun || self.by_addr.contains_key(&meta.source) {
+            return;
+        }
+        // str0m answers a binding request only when its MESSAGE-INTEGRITY
+        // checked out: an answer to this source authenticates the address.
+        let answered = self.out.transmits[before.min(self.out.transmits.len())..]
+            .iter()
+            .any(|t| t.destination == meta.source);
+        if !answered {
+            return;
+        }
+        let Some(slot) = self.slot_mut(key) else { return };
+        slot.addrs.push((meta.source, from));
+        self.by_addr.insert(meta.source, Route::Local(key));
+        if let Some(from) = from {
+            // The client's packets hash to `from`: route them straight here.
+            self.send_to_shard(from, ShardMsg::Route { addr: meta.source, owner: self.index });
+        }
+    }
+
+    fn on_shard_msg(&mut self, now: Instant, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Media(packet) => {
+                ShardStats::add(&self.stats.cross_shard_in, 1);
+                self.fan_out_local(now, &packet);
+            }
+            ShardMsg::Keyframe { room_id, kind } => {
+                if let Some(key) = self.router.publisher(room_id) {
+                    self.call(key, now, |peer, out| peer.request_keyframe(now, kind, out));
+                }
+            }
+            ShardMsg::Datagram { meta, data, from } => self.on_datagram(now, meta, &data, Some(from)),
+            ShardMsg::Route { addr, owner } => {
+                self.by_addr.insert(addr, Route::Remote(owner));
+            }
+            ShardMsg::Unroute { addr } => {
+                if matches!(self.by_addr.get(&addr), Some(Route::Remote(_))) {
+                    self.by_addr.remove(&addr);
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on a peer, then handles what it produced: events, its end, its timer.
+    fn call(&mut self, key: PeerKey, now: Instant, f: impl FnOnce(&mut Peer, &mut Outputs)) {
+        let mut out = std::mem::take(&mut self.out);
+        let Some(slot) = self.peers.get_mut(key.index as usize).filter(|s| s.generation == key.generation) else {
+            self.out = out;
+            return;
+        };
+        f(&mut slot.peer, &mut out);
+        let events = std::mem::take(&mut out.events);
+        self.out = out;
+        for event in events {
+            self.on_peer_event(now, key, event);
+        }
+        let closed = self.slot_mut(key).and_then(|s| s.peer.closed());
+        match closed {
+            Some(reason) => self.remove(key, reason),
+            None => self.schedule(key, now),
+        }
+    }
+
+    fn schedule(&mut self, key: PeerKey, _now: Instant) {
+        let Some(slot) = self.slot_mut(key) else { return };
+        let at = slot.peer.deadline();
+        if slot.scheduled.is_some_and(|s| s <= at) {
+            return; // an earlier (or equal) entry will fire and reschedule
+        }
+        slot.scheduled = Some(at);
+        self.timers.push(Reverse((at, key)));
+    }
+
+    fn on_peer_event(&mut self, now: Instant, key: PeerKey, event: PeerEvent) {
+        match event {
+            PeerEvent::Media(packet) => {
+                ShardStats::add(&self.stats.rtp_in, 1);
+                self.fan_out(now, packet);
+            }
+            PeerEvent::WantKeyframe(kind) => {
+                let Some(room) = self.slot_mut(key).map(|s| s.peer.room().clone()) else { return };
+                self.want_keyframe(now, &room, kind);
+            }
+            PeerEvent::Connected => {}
+        }
+    }
+
+    /// A publisher's packet: to this shard's viewers, and one copy to each
+    /// other shard that has viewers of the room.
+    fn fan_out(&mut self, now: Instant, packet: Arc<Forwarded>) {
+        if let Some(room) = self.router.room(packet.room_id).cloned() {
+            for shard in 0..self.shards.len() {
+                if shard != self.index && room.has_viewers_on(shard) {
+                    if self.send_to_shard(shard, ShardMsg::Media(packet.clone())) {
+                        ShardStats::add(&self.stats.cross_shard_out, 1);
+                    }
+                }
+            }
+        }
+        self.fan_out_local(now, &packet);
+    }
+
+    fn fan_out_local(&mut self, now: Instant, packet: &Forwarded) {
+        let mut viewers = std::mem::take(&mut self.scratch);
+        viewers.clear();
+        viewers.extend_from_slice(self.router.viewers(packet.room_id));
+        let dropped_before = self.out.dropped;
+        let mut forwarded = 0;
+        for &key in &viewers {
+            let connected = self.slot_mut(key).is_some_and(|s| s.peer.is_connected());
+            if connected {
+                forwarded += 1;
+                self.call(key, now, |peer, out| peer.forward(now, packet, out));
+            }
+        }
+        let dropped = self.out.dropped.saturating_sub(dropped_before);
+        self.out.dropped = dropped_before;
+        ShardStats::add(&self.stats.drop_viewer, dropped);
+        ShardStats::add(&self.stats.forwarded, forwarded - dropped.min(forwarded));
+        self.scratch = viewers;
+    }
+
+    fn want_keyframe(&mut self, now: Instant, room: &Arc<RoomShared>, kind: KeyframeRequestKind) {
+        if let Some(key) = self.router.publisher(room.id) {
+            self.call(key, now, |peer, out| peer.request_keyframe(now, kind, out));
+        } else if let Some(shard) = room.publisher_shard().filter(|s| *s != self.index) {
+            self.send_to_shard(shard, ShardMsg::Keyframe { room_id: room.id, kind });
+        }
+    }
+
+    /// Forgets a closed peer everywhere.
+    fn remove(&mut self, key: PeerKey, reason: CloseReason) {
+        if self.slot_mut(key).is_none() {
+            return;
+        }
+        let slot = self.peers.remove(key.index as usize);
+        let peer = slot.peer;
+        for (addr, routed_from) in slot.addrs {
+            self.by_addr.remove(&addr);
+            if let Some(shard) = routed_from {
+                self.send_to_shard(shard, ShardMsg::Unroute { addr });
+            }
+        }
+        self.by_ufrag.remove(peer.ufrag());
+        self.by_session.remove(&peer.id());
+        self.router.leave(peer.room().id, peer.role(), key);
+        self.directory.remove(peer.id());
+        self.stats.peers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if reason == CloseReason::Panicked {
+            ShardStats::add(&self.stats.peer_panics, 1);
+        }
+        info!(shard = self.index, session = ?peer.id(), role = ?peer.role(), room = %peer.room().name, ?reason, "session ended");
+    }
+}

@@ -1,0 +1,82 @@
+//! Per-shard counters: written by the shard with relaxed atomics, read by
+//! `/v1/stats`. Every reason a datagram or packet is thrown away has a counter.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::net::NetStats;
+
+macro_rules! counters {
+    ($(#[$doc:meta] $name:ident),* $(,)?) => {
+        /// Counters of one shard.
+        #[derive(Debug, Default)]
+        pub struct ShardStats {
+            $(#[$doc] pub $name: AtomicU64,)*
+        }
+
+        /// A point-in-time copy of [`ShardStats`].
+        #[derive(Debug, Clone, Default, Serialize)]
+        pub struct ShardSnapshot {
+            $(#[$doc] pub $name: u64,)*
+        }
+
+        impl ShardStats {
+            /// Reads every counter.
+            pub fn snapshot(&self) -> ShardSnapshot {
+                ShardSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Datagrams received on this shard's socket.
+    received,
+    /// RTP packets received from publishers on this shard.
+    rtp_in,
+    /// RTP packets written to viewers on this shard.
+    forwarded,
+    /// Packets sent to another shard's queue (one per destination shard).
+    cross_shard_out,
+    /// Packets received from another shard's publisher.
+    cross_shard_in,
+    /// Datagrams handed to the shard that owns their peer.
+    handed_off,
+    /// Peers currently on this shard.
+    peers,
+    /// Dropped: datagram from an unknown address that is not a STUN binding request.
+    drop_unknown_source,
+    /// Dropped: STUN binding request naming a ufrag no session has.
+    drop_unknown_ufrag,
+    /// Dropped: a shard-to-shard queue was full.
+    drop_queue_full,
+    /// Dropped: a viewer could not take a packet (codec not negotiated, too old).
+    drop_viewer,
+    /// Dropped: not STUN/DTLS/RTP/RTCP, or refused by the peer's state machine.
+    drop_invalid,
+    /// Peers closed because a call into str0m panicked.
+    peer_panics,
+    /// Datagrams the datapath handed to the kernel.
+    net_sent,
+    /// Datagrams dropped on send (kernel error or no free send buffer).
+    net_send_dropped,
+    /// Receive errors and truncated datagrams.
+    net_recv_errors,
+}
+
+impl ShardStats {
+    /// Copies the datapath's own counters.
+    pub fn record_net(&self, net: &NetStats) {
+        self.net_sent.store(net.sent_datagrams, Ordering::Relaxed);
+        self.net_send_dropped.store(net.send_dropped, Ordering::Relaxed);
+        self.net_recv_errors.store(net.recv_errors, Ordering::Relaxed);
+    }
+
+    /// Adds `n` to `counter`.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
