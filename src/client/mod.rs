@@ -1,0 +1,513 @@
+//! A WebRTC client built on str0m over a real UDP socket: it publishes with
+//! WHIP (synthetic VP8 video with valid payload descriptors and periodic
+//! keyframes, plus Opus-sized audio at 50 packets/s) or watches with WHEP and
+//! accounts for every packet. The integration tests drive the server with it;
+//! the load tool grows from it.
+
+pub mod payload;
+pub mod report;
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, Ssrc};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
+
+use payload::{Kind, Trailer};
+use report::{TrackCounter, TrackSummary};
+
+/// Why a client could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("HTTP request to {url} failed: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("{url} answered {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    #[error("SDP: {0}")]
+    Sdp(String),
+    #[error("str0m: {0}")]
+    Rtc(#[from] RtcError),
+}
+
+/// Publish or watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ClientRole {
+    Publish,
+    Watch,
+}
+
+/// How a client behaves.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Local IP to bind the client's UDP socket to.
+    pub bind: IpAddr,
+    pub audio: bool,
+    pub video: bool,
+    /// Video bitrate in bits/s (publisher).
+    pub video_bitrate: u32,
+    /// Frames per second (publisher).
+    pub fps: u32,
+    /// Written into every payload's trailer, to tell publishers apart.
+    pub tag: u32,
+    /// Time between two keyframes sent unasked.
+    pub keyframe_interval: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            audio: true,
+            video: true,
+            video_bitrate: 1_000_000,
+            fps: 30,
+            tag: 1,
+            keyframe_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Largest video packet payload the publisher writes.
+const VIDEO_PACKET: usize = 1100;
+/// Audio payload size (a typical Opus packet at ~40 kbit/s).
+const AUDIO_PACKET: usize = 100;
+
+#[derive(Debug)]
+struct TrackTx {
+    mid: Mid,
+    pt: u8,
+    seq: u64,
+    ts: u32,
+    trailer_seq: u32,
+}
+
+#[derive(Debug)]
+struct Sender {
+    audio: Option<TrackTx>,
+    video: Option<TrackTx>,
+    next_audio: Instant,
+    next_video: Instant,
+    last_keyframe: Option<Instant>,
+    force_keyframe: bool,
+    picture_id: u16,
+}
+
+/// One client session.
+pub struct Client {
+    role: ClientRole,
+    options: ClientOptions,
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    agent: ureq::Agent,
+    session_url: String,
+    started: Instant,
+    connected_at: Option<Instant>,
+    first_media_at: Option<Instant>,
+    sender: Sender,
+    kinds: Vec<(Ssrc, Kind)>,
+    audio_rx: TrackCounter,
+    video_rx: TrackCounter,
+    keyframe_requests: u64,
+    keyframes_received: u64,
+    buf: Vec<u8>,
+}
+
+/// What a client measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientReport {
+    pub role: ClientRole,
+    /// From the POST to ICE+DTLS connected.
+    pub setup_ms: Option<u64>,
+    /// From the POST to the first media packet (viewer).
+    pub first_media_ms: Option<u64>,
+    pub sent_audio: u64,
+    pub sent_video: u64,
+    pub keyframe_requests: u64,
+    pub keyframes_received: u64,
+    pub audio: TrackSummary,
+    pub video: TrackSummary,
+}
+
+impl Client {
+    /// Creates the session: `POST {base}/whip/{room}` or `…/whep/{room}`.
+    pub fn connect(base: &str, room: &str, role: ClientRole, options: ClientOptions) -> Result<Self, ClientError> {
+        let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0))?;
+        let local = socket.local_addr()?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_opus(true, false)
+            .build(now);
+        let candidate = Candidate::host(local, "udp").map_err(|e| ClientError::Sdp(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let direction = match role {
+            ClientRole::Publish => Direction::SendOnly,
+            ClientRole::Watch => Direction::RecvOnly,
+        };
+        let mut change = rtc.sdp_api();
+        let audio_mid = options
+            .audio
+            .then(|| change.add_media(MediaKind::Audio, direction, None, None, None));
+        let video_mid = options
+            .video
+            .then(|| change.add_media(MediaKind::Video, direction, None, None, None));
+        let (offer, pending) = change
+            .apply()
+            .ok_or_else(|| ClientError::Sdp("no media to offer".into()))?;
+
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let path = match role {
+            ClientRole::Publish => "whip",
+            ClientRole::Watch => "whep",
+        };
+        let url = format!("{}/{path}/{room}", base.trim_end_matches('/'));
+        let (answer, location) = post_offer(&agent, &url, &offer.to_sdp_string())?;
+        let session_url = resolve(base, &location);
+        accept(&mut rtc, pending, &answer)?;
+
+        let pt_of = |rtc: &Rtc, codec: Codec| rtc.codec_config().find(|p| p.spec().codec == codec).map(|p| *p.pt());
+        let track = |mid: Option<Mid>, codec| -> Option<TrackTx> {
+            Some(TrackTx {
+                mid: mid?,
+                pt: pt_of(&rtc, codec)?,
+                seq: 1000,
+                ts: 0,
+                trailer_seq: 0,
+            })
+        };
+        let sender = Sender {
+            audio: track(audio_mid, Codec::Opus),
+            video: track(video_mid, Codec::Vp8),
+            next_audio: now,
+            next_video: now,
+            last_keyframe: None,
+            force_keyframe: true,
+            picture_id: 0,
+        };
+        Ok(Self {
+            role,
+            options,
+            rtc,
+            socket,
+            local,
+            agent,
+            session_url,
+            started: now,
+            connected_at: None,
+            first_media_at: None,
+            sender,
+            kinds: Vec::new(),
+            audio_rx: TrackCounter::default(),
+            video_rx: TrackCounter::default(),
+            keyframe_requests: 0,
+            keyframes_received: 0,
+            buf: vec![0; 2048],
+        })
+    }
+
+    /// The session URL the server gave (`Location`).
+    pub fn session_url(&self) -> &str {
+        &self.session_url
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected_at.is_some()
+    }
+
+    /// The viewer's accounting of one kind.
+    pub fn received(&self, kind: Kind) -> &TrackCounter {
+        match kind {
+            Kind::Audio => &self.audio_rx,
+            Kind::Video => &self.video_rx,
+        }
+    }
+
+    /// Packets the publisher sent of one kind.
+    pub fn sent(&self, kind: Kind) -> u64 {
+        let track = match kind {
+            Kind::Audio => &self.sender.audio,
+            Kind::Video => &self.sender.video,
+        };
+        track.as_ref().map_or(0, |t| u64::from(t.trailer_seq))
+    }
+
+    /// Drives the session until `until` or until `stop` is set. A publisher
+    /// sends media only while `send` is set (so viewers can connect first).
+    pub fn run(&mut self, until: Instant, send: &AtomicBool, stop: &AtomicBool) -> Result<(), ClientError> {
+        loop {
+            let timeout = self.drain()?;
+            let now = Instant::now();
+            if now >= until || stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let mut wake = timeout.min(until);
+            if self.role == ClientRole::Publish && self.is_connected() && send.load(Ordering::Relaxed) {
+                self.send_due_media(now)?;
+                wake = wake.min(self.sender.next_audio).min(self.sender.next_video);
+            } else if self.role == ClientRole::Publish {
+                wake = wake.min(now + Duration::from_millis(5));
+            }
+            let wait = wake
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_micros(500), Duration::from_millis(50));
+            self.socket.set_read_timeout(Some(wait))?;
+            let input = match self.socket.recv_from(&mut self.buf) {
+                Ok((n, source)) => {
+                    let Ok(contents) = self.buf[..n].try_into() else { continue };
+                    Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: self.local,
+                            contents,
+                        },
+                    )
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    Input::Timeout(Instant::now())
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.rtc.handle_input(input)?;
+        }
+    }
+
+    /// Ends the session with `DELETE`; returns the HTTP status.
+    pub fn delete(&self) -> Result<u16, ClientError> {
+        let response = self
+            .agent
+            .delete(&self.session_url)
+            .call()
+            .map_err(|e| ClientError::Transport {
+                url: self.session_url.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(response.status().as_u16())
+    }
+
+    /// Everything measured so far.
+    pub fn report(&self) -> ClientReport {
+        let ms = |at: Option<Instant>| at.map(|t| t.duration_since(self.started).as_millis() as u64);
+        ClientReport {
+            role: self.role,
+            setup_ms: ms(self.connected_at),
+            first_media_ms: ms(self.first_media_at),
+            sent_audio: self.sent(Kind::Audio),
+            sent_video: self.sent(Kind::Video),
+            keyframe_requests: self.keyframe_requests,
+            keyframes_received: self.keyframes_received,
+            audio: self.audio_rx.summary(),
+            video: self.video_rx.summary(),
+        }
+    }
+
+    /// Drains str0m: sends transmits, handles events; returns its next timeout.
+    fn drain(&mut self) -> Result<Instant, ClientError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(at) => return Ok(at),
+                Output::Transmit(t) => {
+                    // A full socket buffer loses this datagram like a network would.
+                    let _ = self.socket.send_to(&t.contents, t.destination);
+                }
+                Output::Event(event) => self.on_event(event),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Connected => self.connected_at = Some(Instant::now()),
+            Event::KeyframeRequest(_) => {
+                self.keyframe_requests += 1;
+                self.sender.force_keyframe = true;
+            }
+            Event::RtpPacket(packet) => {
+                let ssrc = packet.header.ssrc;
+                let kind = match self.kinds.iter().find(|(s, _)| *s == ssrc) {
+                    Some((_, kind)) => *kind,
+                    None => {
+                        let mid = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+                        let kind = match mid.and_then(|m| self.rtc.media(m)).map(|m| m.kind()) {
+                            Some(MediaKind::Audio) => Kind::Audio,
+                            Some(MediaKind::Video) => Kind::Video,
+                            None => return,
+                        };
+                        self.kinds.push((ssrc, kind));
+                        kind
+                    }
+                };
+                self.first_media_at.get_or_insert_with(Instant::now);
+                let counter = match kind {
+                    Kind::Audio => &mut self.audio_rx,
+                    Kind::Video => &mut self.video_rx,
+                };
+                match payload::check(&packet.payload) {
+                    Ok(trailer) if trailer.kind == kind => {
+                        let latency = payload::now_us().saturating_sub(trailer.sent_us);
+                        counter.record(trailer.tag, trailer.seq, latency, *packet.seq_no);
+                        if kind == Kind::Video && is_vp8_keyframe_start(&packet.payload) {
+                            self.keyframes_received += 1;
+                        }
+                    }
+                    other => {
+                        if counter.corrupt < 3 {
+                            eprintln!("payload did not verify: {kind:?} {other:?} len {} head {:?}", packet.payload.len(), &packet.payload[..packet.payload.len().min(8)]);
+                        }
+                        counter.record_corrupt()
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes every audio packet and video frame whose time has come.
+    fn send_due_media(&mut self, now: Instant) -> Result<(), ClientError> {
+        let audio_period = Duration::from_millis(20);
+        while self.sender.audio.is_some() && self.sender.next_audio <= now {
+            self.sender.next_audio += audio_period;
+            let tag = self.options.tag;
+            let Some(track) = self.sender.audio.as_mut() else { break };
+            let trailer = Trailer {
+                tag,
+                kind: Kind::Audio,
+                seq: track.trailer_seq,
+                sent_us: payload::now_us(),
+            };
+            track.trailer_seq += 1;
+            let data = payload::audio_payload(trailer, AUDIO_PACKET);
+            let write = (track.mid, track.pt, track.seq, track.ts, false, data);
+            track.seq += 1;
+            track.ts = track.ts.wrapping_add(960);
+            self.write(now, write)?;
+        }
+        let fps = self.options.fps.max(1);
+        let frame_period = Duration::from_secs(1) / fps;
+        while self.sender.video.is_some() && self.sender.next_video <= now {
+            self.sender.next_video += frame_period;
+            let keyframe = self.sender.force_keyframe
+                || self
+                    .sender
+                    .last_keyframe
+                    .is_none_or(|at| now.duration_since(at) >= self.options.keyframe_interval);
+            if keyframe {
+                self.sender.force_keyframe = false;
+                self.sender.last_keyframe = Some(now);
+            }
+            let frame_bytes = (self.options.video_bitrate / 8 / fps).max(200) as usize;
+            let packets = frame_bytes.div_ceil(VIDEO_PACKET);
+            let size = frame_bytes / packets;
+            self.sender.picture_id = (self.sender.picture_id + 1) & 0x7fff;
+            let picture_id = self.sender.picture_id;
+            for i in 0..packets {
+                let tag = self.options.tag;
+                let Some(track) = self.sender.video.as_mut() else { break };
+                let trailer = Trailer {
+                    tag,
+                    kind: Kind::Video,
+                    seq: track.trailer_seq,
+                    sent_us: payload::now_us(),
+                };
+                track.trailer_seq += 1;
+                let data = payload::vp8_payload(picture_id, i == 0, keyframe, trailer, size);
+                let write = (track.mid, track.pt, track.seq, track.ts, i + 1 == packets, data);
+                track.seq += 1;
+                self.write(now, write)?;
+            }
+            if let Some(track) = self.sender.video.as_mut() {
+                track.ts = track.ts.wrapping_add(90_000 / fps);
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, now: Instant, (mid, pt, seq, ts, marker, data): (Mid, u8, u64, u32, bool, Vec<u8>)) -> Result<(), ClientError> {
+        let video = self.sender.video.as_ref().is_some_and(|t| t.mid == mid);
+        if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            stream.write_rtp(RtpWrite::new(pt.into(), seq.into(), ts, now, data).marker(marker).nackable(video));
+        }
+        self.drain()?;
+        self.rtc.handle_input(Input::Timeout(now))?;
+        self.drain()?;
+        Ok(())
+    }
+}
+
+/// Our synthetic VP8: descriptor is 4 bytes; a frame's first packet has S set;
+/// the payload header's P bit (bit 0) is 0 for a key frame.
+fn is_vp8_keyframe_start(payload: &[u8]) -> bool {
+    payload.first().is_some_and(|b| b & 0x10 != 0) && payload.get(4).is_some_and(|b| b & 0x01 == 0)
+}
+
+fn post_offer(agent: &ureq::Agent, url: &str, offer: &str) -> Result<(String, String), ClientError> {
+    let transport = |e: ureq::Error| ClientError::Transport {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut response = agent
+        .post(url)
+        .header("Content-Type", "application/sdp")
+        .send(offer)
+        .map_err(transport)?;
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.body_mut().read_to_string().map_err(transport)?;
+    match (status, location) {
+        (201, Some(location)) => Ok((body, location)),
+        (201, None) => Err(ClientError::Sdp("201 without a Location header".into())),
+        _ => Err(ClientError::Status {
+            url: url.to_owned(),
+            status,
+            body,
+        }),
+    }
+}
+
+fn accept(rtc: &mut Rtc, pending: SdpPendingOffer, answer: &str) -> Result<(), ClientError> {
+    let answer = SdpAnswer::from_sdp_string(answer).map_err(|e| ClientError::Sdp(e.to_string()))?;
+    rtc.sdp_api().accept_answer(pending, answer)?;
+    Ok(())
+}
+
+/// Resolves a `Location` that may be relative to `base`'s origin.
+fn resolve(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_owned();
+    }
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let origin_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    format!("{}{}", &base[..origin_end], location)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_against_the_origin() {
+        assert_eq!(resolve("http://h:1/x/y", "/session/a"), "http://h:1/session/a");
+        assert_eq!(resolve("http://h:1", "/session/a"), "http://h:1/session/a");
+        assert_eq!(resolve("http://h:1", "http://o/s"), "http://o/s");
+    }
+}

@@ -1,0 +1,247 @@
+//! Shared by the integration tests: start the real `uringcast` binary on
+//! ephemeral loopback ports, read its stats, make offers, run clients on
+//! threads. Every wait is bounded in time.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use str0m::media::{Direction, MediaKind};
+use str0m::{Candidate, Rtc};
+use uringcast::client::{Client, ClientOptions, ClientRole};
+
+/// A running server process, killed on drop.
+pub struct ServerProc {
+    child: Option<Child>,
+    pub base: String,
+    pub udp: SocketAddr,
+}
+
+impl ServerProc {
+    /// Starts the binary with `args` on ephemeral ports and waits until it serves.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_uringcast"))
+            .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0"])
+            .args(args)
+            .env("URINGCAST_LOG", std::env::var("URINGCAST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the uringcast binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut base = None;
+        let mut udp = None;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while base.is_none() || udp.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("the server printed its addresses in time");
+            if let Some(rest) = line.split("POST http://").nth(1).filter(|_| line.contains("WHIP")) {
+                let host = rest.split('/').next().expect("host:port");
+                base = Some(format!("http://{host}"));
+            }
+            if let Some(rest) = line.split("udp ").nth(1) {
+                udp = rest.split(' ').next().and_then(|a| a.parse().ok());
+            }
+        }
+        Self {
+            child: Some(child),
+            base: base.expect("base"),
+            udp: udp.expect("udp"),
+        }
+    }
+
+    /// `GET /v1/stats` as JSON.
+    pub fn stats(&self) -> serde_json::Value {
+        let body = ureq::get(format!("{}/v1/stats", self.base))
+            .call()
+            .expect("stats request")
+            .body_mut()
+            .read_to_string()
+            .expect("stats body");
+        serde_json::from_str(&body).expect("stats JSON")
+    }
+
+    /// Sum of one counter over every shard.
+    pub fn shard_sum(&self, counter: &str) -> u64 {
+        self.stats()["shards"]
+            .as_array()
+            .expect("shards")
+            .iter()
+            .map(|s| s[counter].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    /// Waits (bounded) until `check` holds for the stats; returns whether it did.
+    pub fn wait_for(&self, limit: Duration, check: impl Fn(&serde_json::Value) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if check(&self.stats()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("child").id() as i32;
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A client running on its own thread until `stop` is set or `limit` passes.
+pub struct Running {
+    pub thread: JoinHandle<Client>,
+}
+
+/// Flags shared by a group of clients.
+#[derive(Clone, Default)]
+pub struct Flags {
+    /// Publishers send media while set.
+    pub send: Arc<AtomicBool>,
+    pub stop: Arc<AtomicBool>,
+    /// Clients that reached "connected".
+    pub connected: Arc<AtomicUsize>,
+}
+
+impl Flags {
+    /// Waits (bounded) until `n` clients are connected.
+    pub fn wait_connected(&self, n: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.connected.load(Ordering::Relaxed) < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+}
+
+/// Connects a client and runs it on a thread (at most `limit`).
+pub fn spawn_client(base: &str, room: &str, role: ClientRole, options: ClientOptions, flags: &Flags, limit: Duration) -> Running {
+    let mut client = Client::connect(base, room, role, options).expect("client connects over HTTP");
+    let flags = flags.clone();
+    let thread = std::thread::spawn(move || {
+        let end = Instant::now() + limit;
+        let mut counted = false;
+        while Instant::now() < end && !flags.stop.load(Ordering::Relaxed) {
+            let slice = (Instant::now() + Duration::from_millis(20)).min(end);
+            client.run(slice, &flags.send, &flags.stop).expect("client runs");
+            if !counted && client.is_connected() {
+                counted = true;
+                flags.connected.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        client
+    });
+    Running { thread }
+}
+
+/// An SDP offer from a plain str0m peer: `kinds` with `direction`, codecs
+/// chosen by `configure`.
+pub fn offer(kinds: &[MediaKind], direction: Direction, configure: impl FnOnce(str0m::RtcConfig) -> str0m::RtcConfig) -> String {
+    let mut rtc: Rtc = configure(Rtc::builder()).build(Instant::now());
+    let candidate = Candidate::host("127.0.0.1:40000".parse().expect("addr"), "udp").expect("candidate");
+    rtc.add_local_candidate(candidate);
+    let mut change = rtc.sdp_api();
+    for kind in kinds {
+        change.add_media(*kind, direction, None, None, None);
+    }
+    let (offer, _) = change.apply().expect("an offer");
+    offer.to_sdp_string()
+}
+
+/// A publisher offer with audio and video, default codecs.
+pub fn publish_offer() -> String {
+    offer(&[MediaKind::Audio, MediaKind::Video], Direction::SendOnly, |c| c)
+}
+
+/// Raw HTTP: method, path, content type, body → (status, headers, body).
+pub fn http(base: &str, method: &str, path: &str, content_type: Option<&str>, body: &str) -> (u16, Vec<(String, String)>, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let url = format!("{base}{path}");
+    let result = match method {
+        "POST" | "PATCH" => {
+            let mut request = agent.post(&url);
+            if method == "PATCH" {
+                request = agent.patch(&url);
+            }
+            if let Some(ct) = content_type {
+                request = request.header("Content-Type", ct);
+            }
+            request.send(body)
+        }
+        "DELETE" => agent.delete(&url).call(),
+        "GET" => agent.get(&url).call(),
+        "OPTIONS" => agent.options(&url).call(),
+        other => panic!("unsupported method {other}"),
+    };
+    let mut response = result.expect("HTTP round trip");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    (status, headers, body)
+}
+
+/// The value of header `name` (case-insensitive).
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
