@@ -99,14 +99,17 @@ impl Directory {
     }
 
     fn room_entry<'a>(&self, inner: &'a mut Inner, name: &str) -> &'a mut RoomEntry {
-        inner.rooms.entry(name.to_owned()).or_insert_with(|| RoomEntry {
-            shared: Arc::new(RoomShared::new(
-                self.next_room_id.fetch_add(1, Ordering::Relaxed) + 1,
-                name.to_owned(),
-            )),
-            publisher: None,
-            sessions: 0,
-        })
+        inner
+            .rooms
+            .entry(name.to_owned())
+            .or_insert_with(|| RoomEntry {
+                shared: Arc::new(RoomShared::new(
+                    self.next_room_id.fetch_add(1, Ordering::Relaxed) + 1,
+                    name.to_owned(),
+                )),
+                publisher: None,
+                sessions: 0,
+            })
     }
 
     /// Forgets room `name` if no session uses it (after a refused offer).
@@ -119,7 +122,12 @@ impl Directory {
     /// The media of room `name`'s current publisher, if it has one.
     pub fn publisher_media(&self, name: &str) -> Option<Arc<PublishedMedia>> {
         let inner = self.inner.lock();
-        inner.rooms.get(name)?.publisher.as_ref().map(|(_, m)| m.clone())
+        inner
+            .rooms
+            .get(name)?
+            .publisher
+            .as_ref()
+            .map(|(_, m)| m.clone())
     }
 
     /// A fresh publisher generation (never 0).
@@ -142,7 +150,10 @@ impl Directory {
                     drop_if_empty(&mut inner, &name, empty);
                     return Err(InsertError::RoomHasPublisher(name));
                 }
-                let media = peer.published_media().cloned().ok_or_else(|| InsertError::RoomHasNoPublisher(name.clone()))?;
+                let media = peer
+                    .published_media()
+                    .cloned()
+                    .ok_or_else(|| InsertError::RoomHasNoPublisher(name.clone()))?;
                 room.publisher = Some((id, media));
             }
             Role::Viewer => {
@@ -198,7 +209,9 @@ impl Directory {
         inner.by_ufrag.remove(&entry.ufrag);
         if let Some(room) = inner.rooms.get_mut(&entry.room) {
             room.sessions = room.sessions.saturating_sub(1);
-            if entry.role == Role::Publisher && room.publisher.as_ref().is_some_and(|(p, _)| *p == id) {
+            if entry.role == Role::Publisher
+                && room.publisher.as_ref().is_some_and(|(p, _)| *p == id)
+            {
                 room.publisher = None;
             }
             let empty = room.sessions == 0;
@@ -214,7 +227,9 @@ impl Directory {
             inner
                 .sessions
                 .iter()
-                .filter(|(_, e)| matches!(e.place, Place::Pending(_)) && now.duration_since(e.created) >= max_age)
+                .filter(|(_, e)| {
+                    matches!(e.place, Place::Pending(_)) && now.duration_since(e.created) >= max_age
+                })
                 .map(|(id, _)| *id)
                 .collect()
         };

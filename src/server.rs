@@ -22,11 +22,20 @@ use crate::shard::{self, Control, Shard, ShardHandle};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("binding the media port {addr}: {source}")]
-    BindUdp { addr: SocketAddr, source: std::io::Error },
+    BindUdp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("setting up the {kind:?} datapath: {source}")]
-    Datapath { kind: net::IoKind, source: std::io::Error },
+    Datapath {
+        kind: net::IoKind,
+        source: std::io::Error,
+    },
     #[error("binding the HTTP endpoint {addr}: {source}")]
-    BindHttp { addr: SocketAddr, source: std::io::Error },
+    BindHttp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Config(String),
     #[error("starting a thread: {0}")]
@@ -52,11 +61,15 @@ impl Server {
         let mut udp_addr = config.udp_addr;
         for _ in 0..shard_count {
             let socket = bind_reuseport(udp_addr, config.socket_buffer, config.socket_buffer)
-                .map_err(|source| StartError::BindUdp { addr: udp_addr, source })?;
+                .map_err(|source| StartError::BindUdp {
+                    addr: udp_addr,
+                    source,
+                })?;
             // Port 0: the first bind picks the port, the rest join it.
-            udp_addr = socket
-                .local_addr()
-                .map_err(|source| StartError::BindUdp { addr: udp_addr, source })?;
+            udp_addr = socket.local_addr().map_err(|source| StartError::BindUdp {
+                addr: udp_addr,
+                source,
+            })?;
             sockets.push(socket);
         }
         let candidates = candidates(udp_addr, &config.public_ip)?;
@@ -79,7 +92,14 @@ impl Server {
 
         let mut shard_threads = Vec::with_capacity(shard_count);
         for (index, (datapath, inbox)) in datapaths.into_iter().zip(inboxes).enumerate() {
-            let shard = Shard::new(index, datapath, inbox, shards.clone(), directory.clone(), candidates.clone());
+            let shard = Shard::new(
+                index,
+                datapath,
+                inbox,
+                shards.clone(),
+                directory.clone(),
+                candidates.clone(),
+            );
             let thread = std::thread::Builder::new()
                 .name(format!("shard-{index}"))
                 .spawn(move || shard.run())
@@ -87,18 +107,24 @@ impl Server {
             shard_threads.push(thread);
         }
 
-        let listener =
-            std::net::TcpListener::bind(config.http_addr).map_err(|source| StartError::BindHttp {
+        let listener = std::net::TcpListener::bind(config.http_addr).map_err(|source| {
+            StartError::BindHttp {
+                addr: config.http_addr,
+                source,
+            }
+        })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::BindHttp {
                 addr: config.http_addr,
                 source,
             })?;
-        let http_addr = listener.local_addr().map_err(|source| StartError::BindHttp {
-            addr: config.http_addr,
-            source,
-        })?;
         listener
             .set_nonblocking(true)
-            .map_err(|source| StartError::BindHttp { addr: http_addr, source })?;
+            .map_err(|source| StartError::BindHttp {
+                addr: http_addr,
+                source,
+            })?;
         let state = AppState {
             directory,
             shards: shards.clone(),

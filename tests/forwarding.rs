@@ -19,9 +19,25 @@ fn fan_out(server: &ServerProc, room: &str, viewers: usize) -> (Client, Vec<Clie
     let flags = Flags::default();
     let limit = Duration::from_secs(30);
     let options = ClientOptions::default();
-    let publisher = spawn_client(&server.base, room, ClientRole::Publish, options.clone(), &flags, limit);
+    let publisher = spawn_client(
+        &server.base,
+        room,
+        ClientRole::Publish,
+        options.clone(),
+        &flags,
+        limit,
+    );
     let watchers: Vec<_> = (0..viewers)
-        .map(|_| spawn_client(&server.base, room, ClientRole::Watch, options.clone(), &flags, limit))
+        .map(|_| {
+            spawn_client(
+                &server.base,
+                room,
+                ClientRole::Watch,
+                options.clone(),
+                &flags,
+                limit,
+            )
+        })
         .collect();
     assert!(
         flags.wait_connected(viewers + 1, Duration::from_secs(10)),
@@ -51,7 +67,10 @@ fn assert_delivery(publisher: &Client, viewers: &[Client]) {
         for (i, viewer) in viewers.iter().enumerate() {
             let got = viewer.received(kind);
             let summary = got.summary();
-            assert_eq!(summary.corrupt, 0, "viewer {i} {kind:?}: payloads arrive byte-identical");
+            assert_eq!(
+                summary.corrupt, 0,
+                "viewer {i} {kind:?}: payloads arrive byte-identical"
+            );
             assert_eq!(summary.duplicates, 0, "viewer {i} {kind:?}: no duplicates");
             let unique = got.unique_from(1);
             assert!(
@@ -70,7 +89,10 @@ fn one_publisher_three_viewers(io: &str) {
     assert_eq!(stats["shards"][0]["io"], io, "the asked backend ran");
     let forwarded = server.shard_sum("forwarded");
     let sent = publisher.sent(Kind::Audio) + publisher.sent(Kind::Video);
-    assert!(forwarded >= sent * 3 * 99 / 100, "forwarded {forwarded} for {sent} sent to 3 viewers");
+    assert!(
+        forwarded >= sent * 3 * 99 / 100,
+        "forwarded {forwarded} for {sent} sent to 3 viewers"
+    );
     let report = viewers[0].report();
     eprintln!(
         "{io}: sent {sent}, forwarded {forwarded}, viewer 0 video latency p50 {} µs p99 {} µs, setup {:?} ms",
@@ -97,13 +119,34 @@ fn two_shards_carry_packets_across() {
     let limit = Duration::from_secs(30);
     let options = ClientOptions::default();
     let room = "cross";
-    let publisher = spawn_client(&server.base, room, ClientRole::Publish, options.clone(), &flags, limit);
+    let publisher = spawn_client(
+        &server.base,
+        room,
+        ClientRole::Publish,
+        options.clone(),
+        &flags,
+        limit,
+    );
     let mut watchers = Vec::new();
     for _ in 0..12 {
-        watchers.push(spawn_client(&server.base, room, ClientRole::Watch, options.clone(), &flags, limit));
-        assert!(flags.wait_connected(watchers.len() + 1, Duration::from_secs(10)), "clients connect");
+        watchers.push(spawn_client(
+            &server.base,
+            room,
+            ClientRole::Watch,
+            options.clone(),
+            &flags,
+            limit,
+        ));
+        assert!(
+            flags.wait_connected(watchers.len() + 1, Duration::from_secs(10)),
+            "clients connect"
+        );
         let stats = server.stats();
-        let on_both = stats["shards"].as_array().expect("shards").iter().all(|s| s["peers"].as_u64() > Some(0));
+        let on_both = stats["shards"]
+            .as_array()
+            .expect("shards")
+            .iter()
+            .all(|s| s["peers"].as_u64() > Some(0));
         if on_both && watchers.len() >= 3 {
             break;
         }
@@ -115,7 +158,10 @@ fn two_shards_carry_packets_across() {
     std::thread::sleep(Duration::from_millis(500));
     flags.stop.store(true, Ordering::Relaxed);
     let publisher = publisher.thread.join().expect("publisher thread");
-    let viewers: Vec<Client> = watchers.into_iter().map(|w| w.thread.join().expect("viewer")).collect();
+    let viewers: Vec<Client> = watchers
+        .into_iter()
+        .map(|w| w.thread.join().expect("viewer"))
+        .collect();
     assert_delivery(&publisher, &viewers);
     let stats = server.stats();
     let peers: Vec<u64> = stats["shards"]
@@ -124,11 +170,17 @@ fn two_shards_carry_packets_across() {
         .iter()
         .map(|s| s["peers"].as_u64().unwrap_or(0))
         .collect();
-    assert!(peers.iter().all(|&p| p > 0), "peers on both shards: {peers:?}");
+    assert!(
+        peers.iter().all(|&p| p > 0),
+        "peers on both shards: {peers:?}"
+    );
     let sent = publisher.sent(Kind::Audio) + publisher.sent(Kind::Video);
     let out = server.shard_sum("cross_shard_out");
     let inn = server.shard_sum("cross_shard_in");
-    assert!(out * 100 >= sent * 99, "cross-shard queue carried {out} of {sent} packets");
+    assert!(
+        out * 100 >= sent * 99,
+        "cross-shard queue carried {out} of {sent} packets"
+    );
     assert_eq!(out, inn, "every packet queued across was received across");
     assert_eq!(server.shard_sum("drop_queue_full"), 0);
 }

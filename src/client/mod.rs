@@ -30,7 +30,11 @@ pub enum ClientError {
     #[error("HTTP request to {url} failed: {reason}")]
     Transport { url: String, reason: String },
     #[error("{url} answered {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("SDP: {0}")]
     Sdp(String),
     #[error("str0m: {0}")]
@@ -139,7 +143,12 @@ pub struct ClientReport {
 
 impl Client {
     /// Creates the session: `POST {base}/whip/{room}` or `…/whep/{room}`.
-    pub fn connect(base: &str, room: &str, role: ClientRole, options: ClientOptions) -> Result<Self, ClientError> {
+    pub fn connect(
+        base: &str,
+        room: &str,
+        role: ClientRole,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
         let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0))?;
         let local = socket.local_addr()?;
         let now = Instant::now();
@@ -149,7 +158,8 @@ impl Client {
             .enable_vp8(true)
             .enable_opus(true, false)
             .build(now);
-        let candidate = Candidate::host(local, "udp").map_err(|e| ClientError::Sdp(e.to_string()))?;
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| ClientError::Sdp(e.to_string()))?;
         rtc.add_local_candidate(candidate);
         let direction = match role {
             ClientRole::Publish => Direction::SendOnly,
@@ -180,7 +190,11 @@ impl Client {
         let session_url = resolve(base, &location);
         accept(&mut rtc, pending, &answer)?;
 
-        let pt_of = |rtc: &Rtc, codec: Codec| rtc.codec_config().find(|p| p.spec().codec == codec).map(|p| *p.pt());
+        let pt_of = |rtc: &Rtc, codec: Codec| {
+            rtc.codec_config()
+                .find(|p| p.spec().codec == codec)
+                .map(|p| *p.pt())
+        };
         let track = |mid: Option<Mid>, codec| -> Option<TrackTx> {
             Some(TrackTx {
                 mid: mid?,
@@ -248,7 +262,12 @@ impl Client {
 
     /// Drives the session until `until` or until `stop` is set. A publisher
     /// sends media only while `send` is set (so viewers can connect first).
-    pub fn run(&mut self, until: Instant, send: &AtomicBool, stop: &AtomicBool) -> Result<(), ClientError> {
+    pub fn run(
+        &mut self,
+        until: Instant,
+        send: &AtomicBool,
+        stop: &AtomicBool,
+    ) -> Result<(), ClientError> {
         loop {
             let timeout = self.drain()?;
             let now = Instant::now();
@@ -256,7 +275,10 @@ impl Client {
                 return Ok(());
             }
             let mut wake = timeout.min(until);
-            if self.role == ClientRole::Publish && self.is_connected() && send.load(Ordering::Relaxed) {
+            if self.role == ClientRole::Publish
+                && self.is_connected()
+                && send.load(Ordering::Relaxed)
+            {
                 self.send_due_media(now)?;
                 wake = wake.min(self.sender.next_audio).min(self.sender.next_video);
             } else if self.role == ClientRole::Publish {
@@ -268,7 +290,9 @@ impl Client {
             self.socket.set_read_timeout(Some(wait))?;
             let input = match self.socket.recv_from(&mut self.buf) {
                 Ok((n, source)) => {
-                    let Ok(contents) = self.buf[..n].try_into() else { continue };
+                    let Ok(contents) = self.buf[..n].try_into() else {
+                        continue;
+                    };
                     Input::Receive(
                         Instant::now(),
                         Receive {
@@ -279,7 +303,12 @@ impl Client {
                         },
                     )
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     Input::Timeout(Instant::now())
                 }
                 Err(e) => return Err(e.into()),
@@ -290,20 +319,21 @@ impl Client {
 
     /// Ends the session with `DELETE`; returns the HTTP status.
     pub fn delete(&self) -> Result<u16, ClientError> {
-        let response = self
-            .agent
-            .delete(&self.session_url)
-            .call()
-            .map_err(|e| ClientError::Transport {
-                url: self.session_url.clone(),
-                reason: e.to_string(),
-            })?;
+        let response =
+            self.agent
+                .delete(&self.session_url)
+                .call()
+                .map_err(|e| ClientError::Transport {
+                    url: self.session_url.clone(),
+                    reason: e.to_string(),
+                })?;
         Ok(response.status().as_u16())
     }
 
     /// Everything measured so far.
     pub fn report(&self) -> ClientReport {
-        let ms = |at: Option<Instant>| at.map(|t| t.duration_since(self.started).as_millis() as u64);
+        let ms =
+            |at: Option<Instant>| at.map(|t| t.duration_since(self.started).as_millis() as u64);
         ClientReport {
             role: self.role,
             setup_ms: ms(self.connected_at),
@@ -368,7 +398,11 @@ impl Client {
                     }
                     other => {
                         if counter.corrupt < 3 {
-                            eprintln!("payload did not verify: {kind:?} {other:?} len {} head {:?}", packet.payload.len(), &packet.payload[..packet.payload.len().min(8)]);
+                            eprintln!(
+                                "payload did not verify: {kind:?} {other:?} len {} head {:?}",
+                                packet.payload.len(),
+                                &packet.payload[..packet.payload.len().min(8)]
+                            );
                         }
                         counter.record_corrupt()
                     }
@@ -384,7 +418,9 @@ impl Client {
         while self.sender.audio.is_some() && self.sender.next_audio <= now {
             self.sender.next_audio += audio_period;
             let tag = self.options.tag;
-            let Some(track) = self.sender.audio.as_mut() else { break };
+            let Some(track) = self.sender.audio.as_mut() else {
+                break;
+            };
             let trailer = Trailer {
                 tag,
                 kind: Kind::Audio,
@@ -418,7 +454,9 @@ impl Client {
             let picture_id = self.sender.picture_id;
             for i in 0..packets {
                 let tag = self.options.tag;
-                let Some(track) = self.sender.video.as_mut() else { break };
+                let Some(track) = self.sender.video.as_mut() else {
+                    break;
+                };
                 let trailer = Trailer {
                     tag,
                     kind: Kind::Video,
@@ -427,7 +465,14 @@ impl Client {
                 };
                 track.trailer_seq += 1;
                 let data = payload::vp8_payload(picture_id, i == 0, keyframe, trailer, size);
-                let write = (track.mid, track.pt, track.seq, track.ts, i + 1 == packets, data);
+                let write = (
+                    track.mid,
+                    track.pt,
+                    track.seq,
+                    track.ts,
+                    i + 1 == packets,
+                    data,
+                );
                 track.seq += 1;
                 self.write(now, write)?;
             }
@@ -438,10 +483,18 @@ impl Client {
         Ok(())
     }
 
-    fn write(&mut self, now: Instant, (mid, pt, seq, ts, marker, data): (Mid, u8, u64, u32, bool, Vec<u8>)) -> Result<(), ClientError> {
+    fn write(
+        &mut self,
+        now: Instant,
+        (mid, pt, seq, ts, marker, data): (Mid, u8, u64, u32, bool, Vec<u8>),
+    ) -> Result<(), ClientError> {
         let video = self.sender.video.as_ref().is_some_and(|t| t.mid == mid);
         if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
-            stream.write_rtp(RtpWrite::new(pt.into(), seq.into(), ts, now, data).marker(marker).nackable(video));
+            stream.write_rtp(
+                RtpWrite::new(pt.into(), seq.into(), ts, now, data)
+                    .marker(marker)
+                    .nackable(video),
+            );
         }
         self.drain()?;
         self.rtc.handle_input(Input::Timeout(now))?;
@@ -456,7 +509,11 @@ fn is_vp8_keyframe_start(payload: &[u8]) -> bool {
     payload.first().is_some_and(|b| b & 0x10 != 0) && payload.get(4).is_some_and(|b| b & 0x01 == 0)
 }
 
-fn post_offer(agent: &ureq::Agent, url: &str, offer: &str) -> Result<(String, String), ClientError> {
+fn post_offer(
+    agent: &ureq::Agent,
+    url: &str,
+    offer: &str,
+) -> Result<(String, String), ClientError> {
     let transport = |e: ureq::Error| ClientError::Transport {
         url: url.to_owned(),
         reason: e.to_string(),
@@ -496,7 +553,9 @@ fn resolve(base: &str, location: &str) -> String {
         return location.to_owned();
     }
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let origin_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let origin_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
     format!("{}{}", &base[..origin_end], location)
 }
 
@@ -506,7 +565,10 @@ mod tests {
 
     #[test]
     fn locations_resolve_against_the_origin() {
-        assert_eq!(resolve("http://h:1/x/y", "/session/a"), "http://h:1/session/a");
+        assert_eq!(
+            resolve("http://h:1/x/y", "/session/a"),
+            "http://h:1/session/a"
+        );
         assert_eq!(resolve("http://h:1", "/session/a"), "http://h:1/session/a");
         assert_eq!(resolve("http://h:1", "http://o/s"), "http://o/s");
     }

@@ -36,7 +36,13 @@ pub fn now_us() -> u64 {
 
 /// A VP8 packet's payload: descriptor, (on a frame's first packet) the VP8
 /// payload header, deterministic filler, trailer; `size` bytes in all.
-pub fn vp8_payload(picture_id: u16, first_in_frame: bool, keyframe: bool, trailer: Trailer, size: usize) -> Vec<u8> {
+pub fn vp8_payload(
+    picture_id: u16,
+    first_in_frame: bool,
+    keyframe: bool,
+    trailer: Trailer,
+    size: usize,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(size.max(32));
     // X=1, S=start of partition 0, PID=0.
     out.push(if first_in_frame { 0x90 } else { 0x80 });
@@ -90,17 +96,28 @@ pub enum PayloadError {
 /// Reads and verifies a payload's trailer: the checksum covers every byte
 /// before it, so a payload that passes arrived byte-identical.
 pub fn check(payload: &[u8]) -> Result<Trailer, PayloadError> {
-    let start = payload.len().checked_sub(TRAILER_LEN).ok_or(PayloadError::NoTrailer)?;
+    let start = payload
+        .len()
+        .checked_sub(TRAILER_LEN)
+        .ok_or(PayloadError::NoTrailer)?;
     let t = payload.get(start..).ok_or(PayloadError::NoTrailer)?;
     if t.get(..4) != Some(&MAGIC[..]) {
         return Err(PayloadError::NoTrailer);
     }
     let field = |range: std::ops::Range<usize>| t.get(range).ok_or(PayloadError::NoTrailer);
-    let len = u16::from_be_bytes(field(21..23)?.try_into().map_err(|_| PayloadError::NoTrailer)?);
+    let len = u16::from_be_bytes(
+        field(21..23)?
+            .try_into()
+            .map_err(|_| PayloadError::NoTrailer)?,
+    );
     if usize::from(len) != payload.len() - 4 {
         return Err(PayloadError::BadLength);
     }
-    let sum = u32::from_be_bytes(field(23..27)?.try_into().map_err(|_| PayloadError::NoTrailer)?);
+    let sum = u32::from_be_bytes(
+        field(23..27)?
+            .try_into()
+            .map_err(|_| PayloadError::NoTrailer)?,
+    );
     if fnv1a(&payload[..payload.len() - 4]) != sum {
         return Err(PayloadError::BadChecksum);
     }
@@ -109,17 +126,27 @@ pub fn check(payload: &[u8]) -> Result<Trailer, PayloadError> {
         Some(2) => Kind::Video,
         _ => return Err(PayloadError::BadKind),
     };
-    let u32_at = |r| field(r).and_then(|b| b.try_into().map_err(|_| PayloadError::NoTrailer)).map(u32::from_be_bytes);
+    let u32_at = |r| {
+        field(r)
+            .and_then(|b| b.try_into().map_err(|_| PayloadError::NoTrailer))
+            .map(u32::from_be_bytes)
+    };
     Ok(Trailer {
         tag: u32_at(4..8)?,
         kind,
         seq: u32_at(9..13)?,
-        sent_us: u64::from_be_bytes(field(13..21)?.try_into().map_err(|_| PayloadError::NoTrailer)?),
+        sent_us: u64::from_be_bytes(
+            field(13..21)?
+                .try_into()
+                .map_err(|_| PayloadError::NoTrailer)?,
+        ),
     })
 }
 
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 #[cfg(test)]
@@ -142,7 +169,13 @@ mod tests {
         assert_eq!(p[0], 0x90);
         assert_eq!(&p[7..10], &[0x9d, 0x01, 0x2a]);
         assert_eq!(check(&p), Ok(trailer(5)));
-        let a = audio_payload(Trailer { kind: Kind::Audio, ..trailer(9) }, 100);
+        let a = audio_payload(
+            Trailer {
+                kind: Kind::Audio,
+                ..trailer(9)
+            },
+            100,
+        );
         assert_eq!(a.len(), 100);
         assert_eq!(check(&a).map(|t| t.kind), Ok(Kind::Audio));
     }

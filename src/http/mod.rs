@@ -10,7 +10,9 @@ mod stats;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use tower_http::cors::{Any, CorsLayer};
@@ -38,7 +40,13 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         // A wildcard does not cover Authorization, so name every header.
         .allow_headers([
             header::CONTENT_TYPE,
@@ -55,21 +63,27 @@ pub fn router(state: AppState) -> Router {
         ]);
     Router::new()
         .route("/", get(index))
-        .route("/whip/{room}", post(session::publish).options(options))
-        .route("/whep/{room}", post(session::watch).options(options))
-        .route("/session/{id}", delete(session::delete).options(options))
+        .route("/whip/{room}", post(session::publish))
+        .route("/whep/{room}", post(session::watch))
+        .route("/session/{id}", delete(session::delete))
         .route("/v1/stats", get(stats::stats))
         .fallback(not_found)
         .layer(cors)
+        .layer(middleware::from_fn(accept_post))
         .with_state(state)
 }
 
-/// `OPTIONS` that is not a CORS preflight: advertise what POST takes.
-async fn options() -> Response {
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    response
-        .headers_mut()
-        .insert(HeaderName::from_static("accept-post"), HeaderValue::from_static("application/sdp"));
+/// Every `OPTIONS` answer (the CORS layer answers them all, preflight or
+/// not) advertises what POST takes.
+async fn accept_post(request: Request, next: Next) -> Response {
+    let is_options = request.method() == Method::OPTIONS;
+    let mut response = next.run(request).await;
+    if is_options {
+        response.headers_mut().insert(
+            HeaderName::from_static("accept-post"),
+            HeaderValue::from_static("application/sdp"),
+        );
+    }
     response
 }
 

@@ -50,7 +50,10 @@ impl IntoResponse for Problem {
         let json = serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_owned());
         let mut response = (self.status, json).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

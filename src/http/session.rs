@@ -22,11 +22,21 @@ const RETRY_SECONDS: u32 = 2;
 /// The longest room name accepted.
 const MAX_ROOM_NAME: usize = 64;
 
-pub async fn publish(state: State<AppState>, room: Path<String>, headers: HeaderMap, body: Body) -> Response {
+pub async fn publish(
+    state: State<AppState>,
+    room: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     create(state, room, headers, body, Role::Publisher).await
 }
 
-pub async fn watch(state: State<AppState>, room: Path<String>, headers: HeaderMap, body: Body) -> Response {
+pub async fn watch(
+    state: State<AppState>,
+    room: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     create(state, room, headers, body, Role::Viewer).await
 }
 
@@ -61,8 +71,11 @@ async fn create_session(
             ));
         }
         (Role::Viewer, None) => {
-            return Err(Problem::new(StatusCode::CONFLICT, format!("nothing is published in room {room:?} yet"))
-                .retry_after(RETRY_SECONDS));
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                format!("nothing is published in room {room:?} yet"),
+            )
+            .retry_after(RETRY_SECONDS));
         }
         _ => {}
     }
@@ -71,17 +84,32 @@ async fn create_session(
     let setup = state.setup.clone();
     let now = Instant::now();
     let accepted = tokio::task::spawn_blocking(move || {
-        accept_offer(role, &offer, &setup, room_shared, publisher.as_deref(), generation, now)
+        accept_offer(
+            role,
+            &offer,
+            &setup,
+            room_shared,
+            publisher.as_deref(),
+            generation,
+            now,
+        )
     })
     .await
-    .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, format!("offer handling failed: {e}")));
+    .map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("offer handling failed: {e}"),
+        )
+    });
     let (peer, answer) = match accepted {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
             state.directory.release_room(room);
             return Err(match e {
                 OfferError::Malformed(_) => Problem::new(StatusCode::BAD_REQUEST, e.to_string()),
-                OfferError::Unacceptable(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+                OfferError::Unacceptable(_) => {
+                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                }
             });
         }
         Err(problem) => {
@@ -92,12 +120,17 @@ async fn create_session(
     let etag = format!("\"{}\"", peer.ufrag());
     let id = state.directory.insert(peer, now).map_err(|e| match e {
         InsertError::RoomHasPublisher(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
-        InsertError::RoomHasNoPublisher(_) => Problem::new(StatusCode::CONFLICT, e.to_string()).retry_after(RETRY_SECONDS),
+        InsertError::RoomHasNoPublisher(_) => {
+            Problem::new(StatusCode::CONFLICT, e.to_string()).retry_after(RETRY_SECONDS)
+        }
     })?;
     tracing::info!(session = ?id, ?role, room, "session created");
     let mut response = (StatusCode::CREATED, answer).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
     if let Ok(location) = HeaderValue::from_str(&format!("/session/{id}")) {
         headers.insert(header::LOCATION, location);
     }
@@ -130,7 +163,9 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
 fn check_room_name(room: &str) -> Result<(), Problem> {
     let ok = !room.is_empty()
         && room.len() <= MAX_ROOM_NAME
-        && room.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -155,7 +190,12 @@ async fn read_sdp(headers: &HeaderMap, body: Body, limit: usize) -> Result<Strin
             format!("Content-Type must be application/sdp, not {content_type:?}"),
         ));
     }
-    let too_large = || Problem::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the SDP is larger than {limit} bytes"));
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the SDP is larger than {limit} bytes"),
+        )
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -164,5 +204,6 @@ async fn read_sdp(headers: &HeaderMap, body: Body, limit: usize) -> Result<Strin
         return Err(too_large());
     }
     let bytes = to_bytes(body, limit).await.map_err(|_| too_large())?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "the SDP is not UTF-8"))
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "the SDP is not UTF-8"))
 }

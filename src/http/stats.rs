@@ -29,10 +29,16 @@ impl StatsSampler {
             let (prev_in, prev_out) = rooms
                 .get(&room.name)
                 .map_or((room.bytes_in, room.bytes_out), |r| (r.0, r.1));
-            let rate = |now: u64, prev: u64| ((now.saturating_sub(prev)) as f64 * 8.0 / seconds) as u64;
+            let rate =
+                |now: u64, prev: u64| ((now.saturating_sub(prev)) as f64 * 8.0 / seconds) as u64;
             next.insert(
                 room.name.clone(),
-                (room.bytes_in, room.bytes_out, rate(room.bytes_in, prev_in), rate(room.bytes_out, prev_out)),
+                (
+                    room.bytes_in,
+                    room.bytes_out,
+                    rate(room.bytes_in, prev_in),
+                    rate(room.bytes_out, prev_out),
+                ),
             );
         }
         *rooms = next;
@@ -125,4 +131,3 @@ pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
         shards,
     })
 }
-

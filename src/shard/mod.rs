@@ -117,7 +117,11 @@ impl Shard {
     /// Runs until [`Control::Shutdown`]; returns the datapath error that
     /// stopped it, if one did.
     pub fn run(mut self) -> std::io::Result<()> {
-        info!(shard = self.core.index, io = self.datapath.name(), "shard running");
+        info!(
+            shard = self.core.index,
+            io = self.datapath.name(),
+            "shard running"
+        );
         loop {
             let now = Instant::now();
             if !self.handle_control(now) {
@@ -145,13 +149,17 @@ impl Shard {
             match control {
                 Control::Close(id) => {
                     if let Some(&key) = self.core.by_session.get(&id) {
-                        self.core.call(key, now, |peer, out| peer.close(now, CloseReason::Deleted, out));
+                        self.core.call(key, now, |peer, out| {
+                            peer.close(now, CloseReason::Deleted, out)
+                        });
                     }
                 }
                 Control::Shutdown => {
                     let keys: Vec<PeerKey> = self.core.by_session.values().copied().collect();
                     for key in keys {
-                        self.core.call(key, now, |peer, out| peer.close(now, CloseReason::Shutdown, out));
+                        self.core.call(key, now, |peer, out| {
+                            peer.close(now, CloseReason::Shutdown, out)
+                        });
                     }
                     return false;
                 }
@@ -198,7 +206,9 @@ impl Core {
                 break;
             }
             self.timers.pop();
-            let Some(slot) = self.slot_mut(key) else { continue };
+            let Some(slot) = self.slot_mut(key) else {
+                continue;
+            };
             if slot.scheduled != Some(at) {
                 continue; // stale entry
             }
@@ -252,7 +262,10 @@ impl Core {
             }
             return;
         };
-        if let Some(key) = std::str::from_utf8(ufrag).ok().and_then(|u| self.by_ufrag.get(u)) {
+        if let Some(key) = std::str::from_utf8(ufrag)
+            .ok()
+            .and_then(|u| self.by_ufrag.get(u))
+        {
             let key = *key;
             self.feed(now, key, meta, data, from);
             return;
@@ -262,8 +275,12 @@ impl Core {
                 let key = self.place(now, peer);
                 self.feed(now, key, meta, data, from);
             }
-            Claim::OnShard(owner) if owner != self.index && from.is_none() => self.hand_off(owner, meta, data),
-            Claim::OnShard(_) | Claim::Unknown => ShardStats::add(&self.stats.drop_unknown_ufrag, 1),
+            Claim::OnShard(owner) if owner != self.index && from.is_none() => {
+                self.hand_off(owner, meta, data)
+            }
+            Claim::OnShard(_) | Claim::Unknown => {
+                ShardStats::add(&self.stats.drop_unknown_ufrag, 1)
+            }
         }
     }
 
@@ -280,7 +297,9 @@ impl Core {
 
     /// Queues `msg` to shard `to` (woken at the end of the turn).
     fn send_to_shard(&mut self, to: usize, msg: ShardMsg) -> bool {
-        let Some(handle) = self.shards.get(to) else { return false };
+        let Some(handle) = self.shards.get(to) else {
+            return false;
+        };
         if handle.try_send(msg) {
             self.to_wake |= 1 << to;
             true
@@ -318,13 +337,25 @@ impl Core {
     }
 
     /// Feeds a datagram to a local peer; pins its address once authenticated.
-    fn feed(&mut self, now: Instant, key: PeerKey, meta: RecvMeta, data: &[u8], from: Option<usize>) {
+    fn feed(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        meta: RecvMeta,
+        data: &[u8],
+        from: Option<usize>,
+    ) {
         let destination = self.local_address(meta.destination);
         let before = self.out.transmits.len();
         let is_stun = wire::classify(data) == wire::PacketClass::Stun;
         let dropped_before = self.out.dropped;
-        self.call(key, now, |peer, out| peer.handle_receive(now, meta.source, destination, data, out));
-        ShardStats::add(&self.stats.drop_invalid, self.out.dropped.saturating_sub(dropped_before));
+        self.call(key, now, |peer, out| {
+            peer.handle_receive(now, meta.source, destination, data, out)
+        });
+        ShardStats::add(
+            &self.stats.drop_invalid,
+            self.out.dropped.saturating_sub(dropped_before),
+        );
         self.out.dropped = dropped_before;
         if !is_stun || self.by_addr.contains_key(&meta.source) {
             return;
@@ -337,12 +368,20 @@ impl Core {
         if !answered {
             return;
         }
-        let Some(slot) = self.slot_mut(key) else { return };
+        let Some(slot) = self.slot_mut(key) else {
+            return;
+        };
         slot.addrs.push((meta.source, from));
         self.by_addr.insert(meta.source, Route::Local(key));
         if let Some(from) = from {
             // The client's packets hash to `from`: route them straight here.
-            self.send_to_shard(from, ShardMsg::Route { addr: meta.source, owner: self.index });
+            self.send_to_shard(
+                from,
+                ShardMsg::Route {
+                    addr: meta.source,
+                    owner: self.index,
+                },
+            );
         }
     }
 
@@ -357,7 +396,9 @@ impl Core {
                     self.call(key, now, |peer, out| peer.request_keyframe(now, kind, out));
                 }
             }
-            ShardMsg::Datagram { meta, data, from } => self.on_datagram(now, meta, &data, Some(from)),
+            ShardMsg::Datagram { meta, data, from } => {
+                self.on_datagram(now, meta, &data, Some(from))
+            }
             ShardMsg::Route { addr, owner } => {
                 self.by_addr.insert(addr, Route::Remote(owner));
             }
@@ -372,7 +413,11 @@ impl Core {
     /// Runs `f` on a peer, then handles what it produced: events, its end, its timer.
     fn call(&mut self, key: PeerKey, now: Instant, f: impl FnOnce(&mut Peer, &mut Outputs)) {
         let mut out = std::mem::take(&mut self.out);
-        let Some(slot) = self.peers.get_mut(key.index as usize).filter(|s| s.generation == key.generation) else {
+        let Some(slot) = self
+            .peers
+            .get_mut(key.index as usize)
+            .filter(|s| s.generation == key.generation)
+        else {
             self.out = out;
             return;
         };
@@ -390,7 +435,9 @@ impl Core {
     }
 
     fn schedule(&mut self, key: PeerKey, _now: Instant) {
-        let Some(slot) = self.slot_mut(key) else { return };
+        let Some(slot) = self.slot_mut(key) else {
+            return;
+        };
         let at = slot.peer.deadline();
         if slot.scheduled.is_some_and(|s| s <= at) {
             return; // an earlier (or equal) entry will fire and reschedule
@@ -406,7 +453,9 @@ impl Core {
                 self.fan_out(now, packet);
             }
             PeerEvent::WantKeyframe(kind) => {
-                let Some(room) = self.slot_mut(key).map(|s| s.peer.room().clone()) else { return };
+                let Some(room) = self.slot_mut(key).map(|s| s.peer.room().clone()) else {
+                    return;
+                };
                 self.want_keyframe(now, &room, kind);
             }
             PeerEvent::Connected => {}
@@ -418,10 +467,11 @@ impl Core {
     fn fan_out(&mut self, now: Instant, packet: Arc<Forwarded>) {
         if let Some(room) = self.router.room(packet.room_id).cloned() {
             for shard in 0..self.shards.len() {
-                if shard != self.index && room.has_viewers_on(shard) {
-                    if self.send_to_shard(shard, ShardMsg::Media(packet.clone())) {
-                        ShardStats::add(&self.stats.cross_shard_out, 1);
-                    }
+                if shard != self.index
+                    && room.has_viewers_on(shard)
+                    && self.send_to_shard(shard, ShardMsg::Media(packet.clone()))
+                {
+                    ShardStats::add(&self.stats.cross_shard_out, 1);
                 }
             }
         }
@@ -452,7 +502,13 @@ impl Core {
         if let Some(key) = self.router.publisher(room.id) {
             self.call(key, now, |peer, out| peer.request_keyframe(now, kind, out));
         } else if let Some(shard) = room.publisher_shard().filter(|s| *s != self.index) {
-            self.send_to_shard(shard, ShardMsg::Keyframe { room_id: room.id, kind });
+            self.send_to_shard(
+                shard,
+                ShardMsg::Keyframe {
+                    room_id: room.id,
+                    kind,
+                },
+            );
         }
     }
 
@@ -473,7 +529,9 @@ impl Core {
         self.by_session.remove(&peer.id());
         self.router.leave(peer.room().id, peer.role(), key);
         self.directory.remove(peer.id());
-        self.stats.peers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .peers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if reason == CloseReason::Panicked {
             ShardStats::add(&self.stats.peer_panics, 1);
         }

@@ -17,9 +17,16 @@ pub enum ShardMsg {
     /// One packet of a publisher on the sending shard, for this shard's viewers.
     Media(Arc<Forwarded>),
     /// A viewer on the sending shard wants a keyframe from this shard's publisher.
-    Keyframe { room_id: u64, kind: KeyframeRequestKind },
+    Keyframe {
+        room_id: u64,
+        kind: KeyframeRequestKind,
+    },
     /// A datagram that arrived on the sending shard for a peer that lives here.
-    Datagram { meta: RecvMeta, data: Box<[u8]>, from: usize },
+    Datagram {
+        meta: RecvMeta,
+        data: Box<[u8]>,
+        from: usize,
+    },
     /// Datagrams from `addr` belong to a peer on shard `owner` (authenticated
     /// there); the receiving shard routes them straight to it.
     Route { addr: SocketAddr, owner: usize },

@@ -69,8 +69,10 @@ impl ShardStats {
     /// Copies the datapath's own counters.
     pub fn record_net(&self, net: &NetStats) {
         self.net_sent.store(net.sent_datagrams, Ordering::Relaxed);
-        self.net_send_dropped.store(net.send_dropped, Ordering::Relaxed);
-        self.net_recv_errors.store(net.recv_errors, Ordering::Relaxed);
+        self.net_send_dropped
+            .store(net.send_dropped, Ordering::Relaxed);
+        self.net_recv_errors
+            .store(net.recv_errors, Ordering::Relaxed);
     }
 
     /// Adds `n` to `counter`.

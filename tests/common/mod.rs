@@ -30,7 +30,10 @@ impl ServerProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_uringcast"))
             .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0"])
             .args(args)
-            .env("URINGCAST_LOG", std::env::var("URINGCAST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "URINGCAST_LOG",
+                std::env::var("URINGCAST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -49,8 +52,14 @@ impl ServerProc {
         let deadline = Instant::now() + Duration::from_secs(20);
         while base.is_none() || udp.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).expect("the server printed its addresses in time");
-            if let Some(rest) = line.split("POST http://").nth(1).filter(|_| line.contains("WHIP")) {
+            let line = rx
+                .recv_timeout(left)
+                .expect("the server printed its addresses in time");
+            if let Some(rest) = line
+                .split("POST http://")
+                .nth(1)
+                .filter(|_| line.contains("WHIP"))
+            {
                 let host = rest.split('/').next().expect("host:port");
                 base = Some(format!("http://{host}"));
             }
@@ -126,7 +135,9 @@ impl ServerProc {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 
@@ -169,7 +180,14 @@ impl Flags {
 }
 
 /// Connects a client and runs it on a thread (at most `limit`).
-pub fn spawn_client(base: &str, room: &str, role: ClientRole, options: ClientOptions, flags: &Flags, limit: Duration) -> Running {
+pub fn spawn_client(
+    base: &str,
+    room: &str,
+    role: ClientRole,
+    options: ClientOptions,
+    flags: &Flags,
+    limit: Duration,
+) -> Running {
     let mut client = Client::connect(base, room, role, options).expect("client connects over HTTP");
     let flags = flags.clone();
     let thread = std::thread::spawn(move || {
@@ -177,7 +195,9 @@ pub fn spawn_client(base: &str, room: &str, role: ClientRole, options: ClientOpt
         let mut counted = false;
         while Instant::now() < end && !flags.stop.load(Ordering::Relaxed) {
             let slice = (Instant::now() + Duration::from_millis(20)).min(end);
-            client.run(slice, &flags.send, &flags.stop).expect("client runs");
+            client
+                .run(slice, &flags.send, &flags.stop)
+                .expect("client runs");
             if !counted && client.is_connected() {
                 counted = true;
                 flags.connected.fetch_add(1, Ordering::Relaxed);
@@ -190,9 +210,14 @@ pub fn spawn_client(base: &str, room: &str, role: ClientRole, options: ClientOpt
 
 /// An SDP offer from a plain str0m peer: `kinds` with `direction`, codecs
 /// chosen by `configure`.
-pub fn offer(kinds: &[MediaKind], direction: Direction, configure: impl FnOnce(str0m::RtcConfig) -> str0m::RtcConfig) -> String {
+pub fn offer(
+    kinds: &[MediaKind],
+    direction: Direction,
+    configure: impl FnOnce(str0m::RtcConfig) -> str0m::RtcConfig,
+) -> String {
     let mut rtc: Rtc = configure(Rtc::builder()).build(Instant::now());
-    let candidate = Candidate::host("127.0.0.1:40000".parse().expect("addr"), "udp").expect("candidate");
+    let candidate =
+        Candidate::host("127.0.0.1:40000".parse().expect("addr"), "udp").expect("candidate");
     rtc.add_local_candidate(candidate);
     let mut change = rtc.sdp_api();
     for kind in kinds {
@@ -204,12 +229,25 @@ pub fn offer(kinds: &[MediaKind], direction: Direction, configure: impl FnOnce(s
 
 /// A publisher offer with audio and video, default codecs.
 pub fn publish_offer() -> String {
-    offer(&[MediaKind::Audio, MediaKind::Video], Direction::SendOnly, |c| c)
+    offer(
+        &[MediaKind::Audio, MediaKind::Video],
+        Direction::SendOnly,
+        |c| c,
+    )
 }
 
 /// Raw HTTP: method, path, content type, body → (status, headers, body).
-pub fn http(base: &str, method: &str, path: &str, content_type: Option<&str>, body: &str) -> (u16, Vec<(String, String)>, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+pub fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     let url = format!("{base}{path}");
     let result = match method {
         "POST" | "PATCH" => {
