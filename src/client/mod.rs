@@ -397,13 +397,12 @@ impl Client {
                         }
                     }
                     other => {
-                        if counter.corrupt < 3 {
-                            eprintln!(
-                                "payload did not verify: {kind:?} {other:?} len {} head {:?}",
-                                packet.payload.len(),
-                                &packet.payload[..packet.payload.len().min(8)]
-                            );
-                        }
+                        tracing::debug!(
+                            ?kind,
+                            ?other,
+                            len = packet.payload.len(),
+                            "payload did not verify"
+                        );
                         counter.record_corrupt()
                     }
                 }

@@ -18,6 +18,8 @@ pub mod room_limits {
 }
 mod router;
 pub mod sdp;
+#[cfg(test)]
+mod tests;
 
 pub use ids::{Role, SessionId, random_token};
 pub use keyframe::KeyframeThrottle;

@@ -401,7 +401,7 @@ impl Peer {
 
     /// Runs `call` on the `Rtc`, then drains `poll_output` to its timeout,
     /// all under `catch_unwind`. Errors and panics close the peer.
-    fn guarded(
+    pub(super) fn guarded(
         &mut self,
         now: Instant,
         out: &mut Outputs,
