@@ -52,11 +52,8 @@ fn fan_out(server: &ServerProc, room: &str, viewers: usize) -> (Client, Vec<Clie
     flags.send.store(false, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(500));
     flags.stop.store(true, Ordering::Relaxed);
-    let publisher = publisher.thread.join().expect("publisher thread");
-    let viewers = watchers
-        .into_iter()
-        .map(|w| w.thread.join().expect("viewer thread"))
-        .collect();
+    let publisher = publisher.join();
+    let viewers = watchers.into_iter().map(|w| w.join()).collect();
     (publisher, viewers)
 }
 
@@ -157,11 +154,8 @@ fn two_shards_carry_packets_across() {
     flags.send.store(false, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(500));
     flags.stop.store(true, Ordering::Relaxed);
-    let publisher = publisher.thread.join().expect("publisher thread");
-    let viewers: Vec<Client> = watchers
-        .into_iter()
-        .map(|w| w.thread.join().expect("viewer"))
-        .collect();
+    let publisher = publisher.join();
+    let viewers: Vec<Client> = watchers.into_iter().map(|w| w.join()).collect();
     assert_delivery(&publisher, &viewers);
     let stats = server.stats();
     let peers: Vec<u64> = stats["shards"]

@@ -26,7 +26,7 @@ fn delete_frees_a_connected_session() {
     assert!(flags.wait_connected(1, Duration::from_secs(10)));
     assert!(server.wait_for(Duration::from_secs(5), |s| s["shards"][0]["peers"] == 1));
     flags.stop.store(true, Ordering::Relaxed);
-    let client = publisher.thread.join().expect("publisher");
+    let client = publisher.join();
     assert_eq!(client.delete().expect("DELETE"), 200);
     assert_eq!(client.delete().expect("DELETE"), 404);
     assert!(
@@ -69,7 +69,7 @@ fn a_vanished_client_is_reaped_and_a_never_connected_one_expires() {
     assert!(server.wait_for(Duration::from_secs(3), |s| s["sessions"] == 2));
     // The publisher vanishes: no DELETE, no more packets.
     flags.stop.store(true, Ordering::Relaxed);
-    drop(publisher.thread.join().expect("publisher"));
+    drop(publisher.join());
     let started = Instant::now();
     assert!(
         server.wait_for(Duration::from_secs(6), |s| s["sessions"] == 0
@@ -125,7 +125,7 @@ fn a_new_publisher_continues_the_viewers_streams() {
     first_flags.send.store(false, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(200));
     first_flags.stop.store(true, Ordering::Relaxed);
-    let first = first.thread.join().expect("first publisher");
+    let first = first.join();
     assert_eq!(first.delete().expect("DELETE"), 200);
 
     // Another publisher takes the room; the viewer never reconnects.
@@ -148,8 +148,8 @@ fn a_new_publisher_continues_the_viewers_streams() {
     std::thread::sleep(Duration::from_millis(300));
     second_flags.stop.store(true, Ordering::Relaxed);
     viewer_flags.stop.store(true, Ordering::Relaxed);
-    let second = second.thread.join().expect("second publisher");
-    let viewer = viewer.thread.join().expect("viewer");
+    let second = second.join();
+    let viewer = viewer.join();
 
     for kind in [Kind::Audio, Kind::Video] {
         let got = viewer.received(kind);
@@ -209,8 +209,8 @@ fn sigterm_closes_sessions_and_exits_within_two_seconds() {
     let status = server.wait_exit(Duration::from_secs(2));
     let took = sent_at.elapsed();
     flags.stop.store(true, Ordering::Relaxed);
-    let _ = publisher.thread.join();
-    let viewer = viewer.thread.join().expect("viewer");
+    let _ = publisher.join();
+    let viewer = viewer.join();
     let status = status.expect("exited within 2 s");
     assert!(status.success(), "clean exit: {status:?} after {took:?}");
     assert!(

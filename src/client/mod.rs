@@ -6,6 +6,7 @@
 
 pub mod payload;
 pub mod report;
+pub mod swarm;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -303,10 +304,14 @@ impl Client {
                         },
                     )
                 }
+                // ICMP port unreachable (the server went away) is like a lost
+                // packet to a UDP client, not an error of ours.
                 Err(e)
                     if matches!(
                         e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::ConnectionRefused
                     ) =>
                 {
                     Input::Timeout(Instant::now())

@@ -6,6 +6,19 @@
 //! submitted once per turn) and `mmsg` (recvmmsg/sendmmsg driven by epoll).
 //! The shard loop is: queue sends → [`Datapath::turn`] (submit, wait, deliver
 //! received datagrams) → repeat.
+//!
+//! Conventions both backends keep:
+//! - Addresses: an IPv4 peer is always a `SocketAddr::V4`, even on a
+//!   dual-stack `[::]` socket (the kernel's `::ffff:a.b.c.d` is unmapped on
+//!   receive and re-mapped on send), so one peer has one spelling.
+//! - Threads: build anywhere, then drive from one thread. The io_uring ring is
+//!   pinned to the thread of its first `turn` (SINGLE_ISSUER); dropping it on
+//!   another thread leaks its buffers (with a warning) rather than risk the
+//!   kernel writing into freed memory.
+//! - `on_recv` must not panic: a panic unwinding through `turn` loses the
+//!   buffers and send slots of the completions still being handled.
+//! - Nothing per packet is logged above `debug`, and repeated per-packet
+//!   conditions are logged on their 1st, 2nd, 4th, 8th… occurrence only.
 
 use std::io;
 use std::net::SocketAddr;

@@ -37,8 +37,10 @@ use super::sys::{annotate, rare};
 use super::{Datapath, MAX_DATAGRAM, NetStats, RecvMeta, Waker};
 
 mod mem;
+mod mode;
 
 use mem::{BufRing, SendPool};
+pub(crate) use mode::RingMode;
 
 /// Submission queue size. A turn that queues more sends than this submits
 /// early, so it bounds no traffic, only batch size.
@@ -75,40 +77,6 @@ const CQE_BATCH: usize = 64;
 /// The receive callback of [`Datapath::turn`].
 type OnRecv<'a> = dyn FnMut(RecvMeta, &[u8]) + 'a;
 
-/// Which setup flags the ring got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RingMode {
-    /// SINGLE_ISSUER | DEFER_TASKRUN (created R_DISABLED, enabled on first use).
-    DeferTaskrun,
-    /// COOP_TASKRUN.
-    CoopTaskrun,
-    /// No optional flags.
-    Plain,
-}
-
-impl RingMode {
-    /// Every mode, best first.
-    pub(crate) const ALL: [RingMode; 3] = [Self::DeferTaskrun, Self::CoopTaskrun, Self::Plain];
-
-    fn build(self) -> io::Result<IoUring> {
-        let mut builder = IoUring::builder();
-        builder.setup_cqsize(CQ_ENTRIES);
-        match self {
-            Self::DeferTaskrun => {
-                builder
-                    .setup_single_issuer()
-                    .setup_defer_taskrun()
-                    .setup_r_disabled();
-            }
-            Self::CoopTaskrun => {
-                builder.setup_coop_taskrun();
-            }
-            Self::Plain => {}
-        }
-        builder.build(SQ_ENTRIES)
-    }
-}
-
 /// Memory the kernel reads or writes while operations are in flight.
 struct Pinned {
     bufs: BufRing,
@@ -120,10 +88,9 @@ struct Pinned {
 
 /// The io_uring [`Datapath`].
 pub(crate) struct UringDatapath {
-    // Field order matters: `ring` is declared (so dropped) before everything
-    // it may point into; `Drop` below additionally quiesces the ring before
-    // releasing `pinned`.
     ring: IoUring,
+    /// Freed by `Drop` only once the ring holds no operation pointing into it
+    /// (else leaked), never by field drop order.
     pinned: ManuallyDrop<Pinned>,
     socket: UdpSocket,
     waker: Waker,
@@ -141,6 +108,8 @@ pub(crate) struct UringDatapath {
     stats: NetStats,
     /// Send errors reported by the kernel (to throttle logs).
     send_errors: u64,
+    /// An error found while handling completions, returned by `turn`.
+    fatal: Option<io::Error>,
 }
 
 // SAFETY: the raw pointers inside (`msghdr`s, buffer addresses) point only
@@ -173,6 +142,8 @@ impl UringDatapath {
                 "io_uring setup: kernel lacks IORING_FEAT_EXT_ARG (needs Linux >= 5.11)",
             ));
         }
+        let local = LocalAddr::of(&socket)?;
+        let waker = Waker::new()?;
         let bufs = BufRing::new(RECV_BUFFERS, RECV_BUF_LEN)
             .map_err(|e| annotate(e, "io_uring buffer ring"))?;
         let sends = SendPool::new(SEND_SLOTS).map_err(|e| annotate(e, "io_uring send slots"))?;
@@ -188,8 +159,6 @@ impl UringDatapath {
                 .register_buf_ring_with_flags(bufs.ring_addr(), bufs.entries(), BGID, 0)
         }
         .map_err(|e| annotate(e, "io_uring register_buf_ring"))?;
-        let local = LocalAddr::of(&socket)?;
-        let waker = Waker::new()?;
         debug!(?mode, local = ?local, "io_uring datapath ready");
         Ok(Self {
             ring,
@@ -209,6 +178,7 @@ impl UringDatapath {
             backlog: VecDeque::new(),
             stats: NetStats::default(),
             send_errors: 0,
+            fatal: None,
         })
     }
 
@@ -323,8 +293,8 @@ impl UringDatapath {
             for cqe in cqes.iter() {
                 match cqe.user_data() {
                     UD_RECV => match sink.as_deref_mut() {
-                        Some(on_recv) => progressed |= self.on_recv_cqe(cqe, on_recv)?,
-                        None => self.stash(cqe)?,
+                        Some(on_recv) => progressed |= self.on_recv_cqe(cqe, on_recv),
+                        None => self.stash(cqe),
                     },
                     UD_WAKER => self.on_waker_cqe(cqe),
                     slot => self.on_send_cqe(slot, cqe.result()),
@@ -334,34 +304,35 @@ impl UringDatapath {
                 break;
             }
         }
+        if let Some(e) = self.fatal.take() {
+            return Err(e);
+        }
         Ok(progressed | std::mem::take(&mut self.woken))
     }
 
     /// Keeps a receive completion for the next `turn`.
-    fn stash(&mut self, cqe: &cqueue::Entry) -> io::Result<()> {
+    fn stash(&mut self, cqe: &cqueue::Entry) {
         if !cqueue::more(cqe.flags()) {
             self.recv_armed = false;
         }
         self.backlog.push_back(cqe.clone());
-        Ok(())
     }
 
     /// Delivers stashed receive completions.
-    fn deliver_backlog(&mut self, on_recv: &mut dyn FnMut(RecvMeta, &[u8])) -> io::Result<bool> {
+    fn deliver_backlog(&mut self, on_recv: &mut OnRecv<'_>) -> io::Result<bool> {
         let mut progressed = std::mem::take(&mut self.woken);
         while let Some(cqe) = self.backlog.pop_front() {
-            progressed |= self.on_recv_cqe(&cqe, on_recv)?;
+            progressed |= self.on_recv_cqe(&cqe, on_recv);
         }
-        Ok(progressed)
+        match self.fatal.take() {
+            Some(e) => Err(e),
+            None => Ok(progressed),
+        }
     }
 
     /// Handles one completion of the multishot receive. True if it carried a
-    /// datagram.
-    fn on_recv_cqe(
-        &mut self,
-        cqe: &cqueue::Entry,
-        on_recv: &mut dyn FnMut(RecvMeta, &[u8]),
-    ) -> io::Result<bool> {
+    /// datagram. An error that makes the backend unusable goes to `fatal`.
+    fn on_recv_cqe(&mut self, cqe: &cqueue::Entry, on_recv: &mut OnRecv<'_>) -> bool {
         let (res, flags) = (cqe.result(), cqe.flags());
         if !cqueue::more(flags) {
             self.recv_armed = false;
@@ -377,36 +348,38 @@ impl UringDatapath {
             }
         }
         let Some(bid) = cqueue::buffer_select(flags) else {
-            return match -res {
+            match -res {
                 // Buffers ran out (the datagram waits in the socket) or we
                 // cancelled: nothing lost.
-                libc::ENOBUFS | libc::ECANCELED => Ok(false),
-                libc::EINVAL | libc::EOPNOTSUPP => Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    format!(
-                        "io_uring multishot recvmsg refused (needs Linux >= 6.0): {}",
-                        io::Error::from_raw_os_error(-res)
-                    ),
-                )),
+                libc::ENOBUFS | libc::ECANCELED => {}
+                libc::EINVAL | libc::EOPNOTSUPP => {
+                    self.fatal = Some(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!(
+                            "io_uring multishot recvmsg refused (needs Linux >= 6.0): {}",
+                            io::Error::from_raw_os_error(-res)
+                        ),
+                    ));
+                }
                 errno => {
                     self.stats.recv_errors += 1;
                     if rare(self.stats.recv_errors) {
                         debug!(errno, "recvmsg error");
                     }
-                    Ok(false)
                 }
-            };
+            }
+            return false;
         };
         let Pinned { bufs, recv_hdr, .. } = &mut *self.pinned;
         let len = usize::try_from(res).unwrap_or(0).min(RECV_BUF_LEN);
-        {
-            // SAFETY: `bid` was selected by this completion and is recycled
-            // only after `buf` is dropped at the end of this block.
-            let buf = unsafe { bufs.buffer(bid, len) };
-            deliver(buf, recv_hdr, &self.local, &mut self.stats, on_recv);
+        // SAFETY: `bid` was selected by this completion and is recycled
+        // only after `buf` is last used.
+        match unsafe { bufs.buffer(bid, len) } {
+            Some(buf) => deliver(buf, recv_hdr, &self.local, &mut self.stats, on_recv),
+            None => self.stats.recv_errors += 1,
         }
         bufs.recycle(bid);
-        Ok(true)
+        true
     }
 
     fn on_waker_cqe(&mut self, cqe: &cqueue::Entry) {
@@ -481,7 +454,7 @@ fn deliver(
     recv_hdr: &libc::msghdr,
     local: &LocalAddr,
     stats: &mut NetStats,
-    on_recv: &mut dyn FnMut(RecvMeta, &[u8]),
+    on_recv: &mut OnRecv<'_>,
 ) {
     let Ok(msg) = RecvMsgOut::parse(buf, recv_hdr) else {
         stats.recv_errors += 1;

@@ -7,10 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use str0m::media::{Direction, MediaKind};
@@ -150,32 +147,17 @@ impl Drop for ServerProc {
     }
 }
 
-/// A client running on its own thread until `stop` is set or `limit` passes.
-pub struct Running {
-    pub thread: JoinHandle<Client>,
-}
+pub use uringcast::client::swarm::Flags;
 
-/// Flags shared by a group of clients.
-#[derive(Clone, Default)]
-pub struct Flags {
-    /// Publishers send media while set.
-    pub send: Arc<AtomicBool>,
-    pub stop: Arc<AtomicBool>,
-    /// Clients that reached "connected".
-    pub connected: Arc<AtomicUsize>,
-}
+/// A running client whose thread must end cleanly.
+pub struct Running(uringcast::client::swarm::Running);
 
-impl Flags {
-    /// Waits (bounded) until `n` clients are connected.
-    pub fn wait_connected(&self, n: usize, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while self.connected.load(Ordering::Relaxed) < n {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        true
+impl Running {
+    /// The client back from its thread; its run must not have failed.
+    pub fn join(self) -> Client {
+        let (client, result) = self.0.join();
+        result.expect("the client ran without error");
+        client
     }
 }
 
@@ -188,24 +170,10 @@ pub fn spawn_client(
     flags: &Flags,
     limit: Duration,
 ) -> Running {
-    let mut client = Client::connect(base, room, role, options).expect("client connects over HTTP");
-    let flags = flags.clone();
-    let thread = std::thread::spawn(move || {
-        let end = Instant::now() + limit;
-        let mut counted = false;
-        while Instant::now() < end && !flags.stop.load(Ordering::Relaxed) {
-            let slice = (Instant::now() + Duration::from_millis(20)).min(end);
-            client
-                .run(slice, &flags.send, &flags.stop)
-                .expect("client runs");
-            if !counted && client.is_connected() {
-                counted = true;
-                flags.connected.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        client
-    });
-    Running { thread }
+    Running(
+        uringcast::client::swarm::spawn(base, room, role, options, flags, limit)
+            .expect("client connects over HTTP"),
+    )
 }
 
 /// An SDP offer from a plain str0m peer: `kinds` with `direction`, codecs

@@ -98,25 +98,25 @@ impl BufRing {
         self.entries
     }
 
-    /// The first `len` bytes of buffer `bid`.
+    /// The first `len` bytes of buffer `bid`; `None` if either is out of
+    /// range (which a well-behaved kernel never reports).
     ///
     /// # Safety
     /// `bid` must come from a completion that selected it, and must not have
     /// been recycled since: only then is the kernel done writing it and not
     /// about to write it again. The slice must be dropped before `recycle`.
-    pub(super) unsafe fn buffer(&self, bid: u16, len: usize) -> &[u8] {
-        assert!(
-            bid < self.entries && len <= self.buf_len,
-            "bad buffer id/len"
-        );
-        // SAFETY: in bounds of the `bufs` allocation (asserted above); the
+    pub(super) unsafe fn buffer(&self, bid: u16, len: usize) -> Option<&[u8]> {
+        if bid >= self.entries || len > self.buf_len {
+            return None;
+        }
+        // SAFETY: in bounds of the `bufs` allocation (checked above); the
         // caller guarantees the kernel is not writing it (see # Safety).
-        unsafe {
+        Some(unsafe {
             std::slice::from_raw_parts(
                 self.bufs.ptr.as_ptr().add(usize::from(bid) * self.buf_len),
                 len,
             )
-        }
+        })
     }
 
     /// Gives buffer `bid` back to the kernel.
