@@ -20,7 +20,7 @@ use super::sys::{annotate, setsockopt_int};
 /// Port 0: each call would get a *different* ephemeral port. To build a group
 /// on an ephemeral port, bind the first socket with port 0, read its
 /// [`UdpSocket::local_addr`], and bind the others to that address. A port-0
-/// socket is bound *before* it gets SO_REUSEADDR/SO_REUSEPORT, so the kernel
+/// socket is bound *before* it gets SO_REUSEPORT, so the kernel
 /// picks a port no other socket holds (with the flags set first, Linux may
 /// hand out a port already used by another reuseport socket of the same user,
 /// silently merging two unrelated groups — e.g. two servers in one test run);
@@ -85,10 +85,10 @@ fn set_buffer(fd: libc::c_int, opt: libc::c_int, bytes: usize) -> io::Result<()>
     setsockopt_int(fd, libc::SOL_SOCKET, opt, bytes)
 }
 
+/// SO_REUSEPORT only: the kernel lets only sockets of the same user join the
+/// group. SO_REUSEADDR is deliberately not set: on UDP it would let another
+/// user's socket with the same option bind our port and take our datagrams.
 fn set_reuse(socket: &Socket) -> io::Result<()> {
-    socket
-        .set_reuse_address(true)
-        .map_err(|e| annotate(e, "SO_REUSEADDR"))?;
     socket
         .set_reuse_port(true)
         .map_err(|e| annotate(e, "SO_REUSEPORT"))
