@@ -41,8 +41,10 @@ pub struct Config {
     #[arg(long, env = "URINGCAST_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "15s")]
     pub connect_timeout: Duration,
 
-    /// A connected peer not heard from for this long is reaped (ICE consent).
-    #[arg(long, env = "URINGCAST_ICE_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    /// A connected peer with no authenticated STUN consent check for this long
+    /// is reaped (RFC 7675). str0m's ICE-lite agent drops a pair 15 s after its
+    /// last binding request, so values above 15s act as 15s.
+    #[arg(long, env = "URINGCAST_ICE_TIMEOUT", value_parser = parse_duration, default_value = "15s")]
     pub ice_timeout: Duration,
 
     /// Minimum interval between two keyframe requests sent to one publisher track.
@@ -113,7 +115,7 @@ mod tests {
         assert_eq!(config.http_addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.udp_addr, "127.0.0.1:5004".parse().unwrap());
         assert_eq!(config.io, IoKind::Auto);
-        assert_eq!(config.ice_timeout, Duration::from_secs(30));
+        assert_eq!(config.ice_timeout, Duration::from_secs(15));
         assert_eq!(config.connect_timeout, Duration::from_secs(15));
     }
 }

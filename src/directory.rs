@@ -92,12 +92,6 @@ impl Directory {
         Self::default()
     }
 
-    /// The shared state of room `name`, creating it if needed.
-    pub fn room(&self, name: &str) -> Arc<RoomShared> {
-        let mut inner = self.inner.lock();
-        self.room_entry(&mut inner, name).shared.clone()
-    }
-
     fn room_entry<'a>(&self, inner: &'a mut Inner, name: &str) -> &'a mut RoomEntry {
         inner
             .rooms
@@ -110,13 +104,6 @@ impl Directory {
                 publisher: None,
                 sessions: 0,
             })
-    }
-
-    /// Forgets room `name` if no session uses it (after a refused offer).
-    pub fn release_room(&self, name: &str) {
-        let mut inner = self.inner.lock();
-        let empty = inner.rooms.get(name).is_some_and(|r| r.sessions == 0);
-        drop_if_empty(&mut inner, name, empty);
     }
 
     /// The media of room `name`'s current publisher, if it has one.
@@ -135,9 +122,11 @@ impl Directory {
         self.next_generation.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Adds an answered peer as pending. A publisher takes the room's
-    /// publisher slot; a viewer needs the room to have a publisher.
-    pub fn insert(&self, peer: Peer, now: Instant) -> Result<SessionId, InsertError> {
+    /// Adds an answered peer as pending and attaches it to its room (created
+    /// here, under the lock, so a room exists only while a session uses it).
+    /// A publisher takes the room's publisher slot; a viewer needs the room
+    /// to have a publisher.
+    pub fn insert(&self, mut peer: Peer, now: Instant) -> Result<SessionId, InsertError> {
         let mut inner = self.inner.lock();
         let name = peer.room().name.clone();
         let id = peer.id();
@@ -165,6 +154,7 @@ impl Directory {
             }
         }
         room.sessions += 1;
+        peer.set_room(room.shared.clone());
         let ufrag = peer.ufrag().to_owned();
         inner.by_ufrag.insert(ufrag.clone(), id);
         inner.sessions.insert(
@@ -204,39 +194,39 @@ impl Directory {
     /// Forgets session `id`; returns where it was (`None`: unknown, e.g. a
     /// second DELETE). A pending peer is dropped with it.
     pub fn remove(&self, id: SessionId) -> Option<Place> {
-        let mut inner = self.inner.lock();
-        let entry = inner.sessions.remove(&id)?;
-        inner.by_ufrag.remove(&entry.ufrag);
-        if let Some(room) = inner.rooms.get_mut(&entry.room) {
-            room.sessions = room.sessions.saturating_sub(1);
-            if entry.role == Role::Publisher
-                && room.publisher.as_ref().is_some_and(|(p, _)| *p == id)
-            {
-                room.publisher = None;
-            }
-            let empty = room.sessions == 0;
-            drop_if_empty(&mut inner, &entry.room, empty);
-        }
-        Some(entry.place)
+        remove_locked(&mut self.inner.lock(), id)
     }
 
-    /// Removes pending sessions older than `max_age`; returns how many.
+    /// Removes pending sessions older than `max_age`; returns how many. One
+    /// pass under the lock, so a session claimed meanwhile is never removed.
     pub fn expire_pending(&self, now: Instant, max_age: Duration) -> usize {
-        let expired: Vec<SessionId> = {
-            let inner = self.inner.lock();
-            inner
-                .sessions
-                .iter()
-                .filter(|(_, e)| {
-                    matches!(e.place, Place::Pending(_)) && now.duration_since(e.created) >= max_age
-                })
-                .map(|(id, _)| *id)
-                .collect()
-        };
+        let mut inner = self.inner.lock();
+        let expired: Vec<SessionId> = inner
+            .sessions
+            .iter()
+            .filter(|(_, e)| {
+                matches!(e.place, Place::Pending(_)) && now.duration_since(e.created) >= max_age
+            })
+            .map(|(id, _)| *id)
+            .collect();
         for id in &expired {
-            self.remove(*id);
+            remove_locked(&mut inner, *id);
         }
         expired.len()
+    }
+
+    /// Gives back a peer claimed by `shard` whose first STUN did not
+    /// authenticate: it is pending again, for the shard its real client's
+    /// STUN reaches. Returns the peer if its session is gone meanwhile.
+    pub fn unclaim(&self, peer: Box<Peer>, shard: usize) -> Option<Box<Peer>> {
+        let mut inner = self.inner.lock();
+        match inner.sessions.get_mut(&peer.id()) {
+            Some(entry) if matches!(entry.place, Place::Shard(s) if s == shard) => {
+                entry.place = Place::Pending(peer);
+                None
+            }
+            _ => Some(peer),
+        }
     }
 
     /// Number of sessions, pending or placed.
@@ -261,6 +251,20 @@ impl Directory {
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
         rooms
     }
+}
+
+fn remove_locked(inner: &mut Inner, id: SessionId) -> Option<Place> {
+    let entry = inner.sessions.remove(&id)?;
+    inner.by_ufrag.remove(&entry.ufrag);
+    if let Some(room) = inner.rooms.get_mut(&entry.room) {
+        room.sessions = room.sessions.saturating_sub(1);
+        if entry.role == Role::Publisher && room.publisher.as_ref().is_some_and(|(p, _)| *p == id) {
+            room.publisher = None;
+        }
+        let empty = room.sessions == 0;
+        drop_if_empty(inner, &entry.room, empty);
+    }
+    Some(entry.place)
 }
 
 fn drop_if_empty(inner: &mut Inner, name: &str, empty: bool) {

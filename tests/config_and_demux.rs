@@ -40,7 +40,7 @@ fn help_lists_every_option_with_its_default() {
         "127.0.0.1:5004",
         "[default: auto]",
         "[default: 15s]",
-        "[default: 30s]",
+        "[default: 500ms]",
     ] {
         assert!(help.contains(default), "--help shows {default}");
     }

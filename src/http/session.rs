@@ -79,7 +79,7 @@ async fn create_session(
         }
         _ => {}
     }
-    let room_shared = state.directory.room(room);
+    let room_name = room.to_owned();
     let generation = state.directory.next_generation();
     let setup = state.setup.clone();
     let now = Instant::now();
@@ -88,7 +88,7 @@ async fn create_session(
             role,
             &offer,
             &setup,
-            room_shared,
+            &room_name,
             publisher.as_deref(),
             generation,
             now,
@@ -101,22 +101,12 @@ async fn create_session(
             format!("offer handling failed: {e}"),
         )
     });
-    let (peer, answer) = match accepted {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => {
-            state.directory.release_room(room);
-            return Err(match e {
-                OfferError::Malformed(_) => Problem::new(StatusCode::BAD_REQUEST, e.to_string()),
-                OfferError::Unacceptable(_) => {
-                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-                }
-            });
+    let (peer, answer) = accepted?.map_err(|e| match e {
+        OfferError::Malformed(_) => Problem::new(StatusCode::BAD_REQUEST, e.to_string()),
+        OfferError::Unacceptable(_) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }
-        Err(problem) => {
-            state.directory.release_room(room);
-            return Err(problem);
-        }
-    };
+    })?;
     let etag = format!("\"{}\"", peer.ufrag());
     let id = state.directory.insert(peer, now).map_err(|e| match e {
         InsertError::RoomHasPublisher(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),

@@ -48,6 +48,10 @@ pub enum Role {
     Viewer,
 }
 
+/// Length of the ICE ufrags we issue (RFC 8839 asks for at least 4; 16
+/// characters of 62 carry 95 bits).
+pub const UFRAG_LEN: usize = 16;
+
 /// `len` characters from `[A-Za-z0-9]`, drawn from the OS CSPRNG (used for ICE
 /// ufrag and password: RFC 8839 allows these characters).
 pub fn random_token(len: usize) -> String {

@@ -21,7 +21,7 @@ pub mod sdp;
 #[cfg(test)]
 mod tests;
 
-pub use ids::{Role, SessionId, random_token};
+pub use ids::{Role, SessionId, UFRAG_LEN, random_token};
 pub use keyframe::KeyframeThrottle;
 pub use offer::{OfferError, PeerSetup, accept_offer};
 pub use peer::{CloseReason, Forwarded, Outputs, Peer, PeerEvent};

@@ -38,14 +38,16 @@ pub enum OfferError {
     Unacceptable(String),
 }
 
-/// Builds a peer for `role` from `offer`. A viewer's offer is checked against
-/// `publisher` (the room's current publisher media), which it must be able to
-/// receive. A publisher's session gets `generation` as its media generation.
+/// Builds a peer for `role` in room `room` from `offer`. A viewer's offer is
+/// checked against `publisher` (the room's current publisher media), which it
+/// must be able to receive. A publisher's session gets `generation` as its
+/// media generation. The peer's room is a detached placeholder until the
+/// directory attaches the real one ([`Peer::set_room`]).
 pub fn accept_offer(
     role: Role,
     offer: &str,
     setup: &PeerSetup,
-    room: Arc<RoomShared>,
+    room: &str,
     publisher: Option<&PublishedMedia>,
     generation: u64,
     now: Instant,
@@ -54,7 +56,7 @@ pub fn accept_offer(
     let parsed =
         SdpOffer::from_sdp_string(offer).map_err(|e| OfferError::Malformed(e.to_string()))?;
 
-    let ufrag = random_token(16);
+    let ufrag = random_token(super::UFRAG_LEN);
     let mut rtc = Rtc::builder()
         .set_rtp_mode(true)
         .set_ice_lite(true)
@@ -85,10 +87,11 @@ pub fn accept_offer(
         connect: setup.connect_timeout,
         ice: setup.ice_timeout,
     };
+    let placeholder = Arc::new(RoomShared::new(0, room.to_owned()));
     let peer = Peer::new(
         SessionId::random(),
         role,
-        room,
+        placeholder,
         ufrag,
         rtc,
         side,
@@ -130,6 +133,11 @@ fn check_sections(role: Role, offer: &str) -> Result<Vec<(Mid, MediaKind)>, Offe
             return Err(OfferError::Unacceptable(format!(
                 "media section mid {mid} is {:?}; it must be {want}",
                 section.direction
+            )));
+        }
+        if section.simulcast {
+            return Err(OfferError::Unacceptable(format!(
+                "media section mid {mid} offers simulcast (a=simulcast/a=rid), which this server does not forward yet; publish one layer"
             )));
         }
         if media.iter().any(|(_, k)| *k == kind) {

@@ -86,6 +86,8 @@ pub struct Outputs {
     /// Packets a viewer could not take (no matching payload type, or older
     /// than its stream start).
     pub dropped: u64,
+    /// Packets written to viewers.
+    pub forwarded: u64,
 }
 
 /// The shape of a session's tracks, by role.
@@ -198,6 +200,13 @@ impl Peer {
         &self.room
     }
 
+    /// Attaches the peer to the directory's room of the same name (a peer is
+    /// built with a detached placeholder so no room exists for an offer that
+    /// is refused or abandoned).
+    pub fn set_room(&mut self, room: Arc<RoomShared>) {
+        self.room = room;
+    }
+
     /// Our ICE ufrag: the first half of USERNAME in the STUN this peer sends.
     pub fn ufrag(&self) -> &str {
         &self.ufrag
@@ -239,6 +248,10 @@ impl Peer {
     }
 
     /// Feeds one datagram that arrived from `source` at our `destination`.
+    /// Returns whether it was an authenticated STUN binding request: str0m
+    /// answers one only when its MESSAGE-INTEGRITY checked out, so an answer
+    /// to `source` proves the address (RFC 7675 consent). Only that keeps the
+    /// peer alive; anything else could come from a spoofed source.
     pub fn handle_receive(
         &mut self,
         now: Instant,
@@ -246,13 +259,14 @@ impl Peer {
         destination: SocketAddr,
         data: &[u8],
         out: &mut Outputs,
-    ) {
+    ) -> bool {
         let Ok(contents) = data.try_into() else {
             // Not STUN, DTLS, RTP or RTCP: nothing str0m can use.
             out.dropped += 1;
-            return;
+            return false;
         };
-        self.last_heard = now;
+        let is_stun = crate::wire::classify(data) == crate::wire::PacketClass::Stun;
+        let before = out.transmits.len();
         let input = Input::Receive(
             now,
             Receive {
@@ -263,6 +277,15 @@ impl Peer {
             },
         );
         self.guarded(now, out, |rtc, _| rtc.handle_input(input));
+        let authenticated = is_stun
+            && out
+                .transmits
+                .get(before..)
+                .is_some_and(|sent| sent.iter().any(|t| t.destination == source));
+        if authenticated {
+            self.last_heard = now;
+        }
+        authenticated
     }
 
     /// Advances timers: str0m's, keyframe throttles, liveness.
@@ -377,9 +400,7 @@ impl Peer {
             voice_activity: packet.voice_activity,
             ..Default::default()
         });
-        self.room
-            .bytes_out
-            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        out.forwarded += 1;
         self.guarded(now, out, |rtc, _now| {
             if let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) {
                 stream.write_rtp(write);
@@ -419,7 +440,10 @@ impl Peer {
             Ok(Err(e)) => {
                 debug!(session = ?self.id, error = %e, "str0m error");
                 // Errors from one bad datagram are not fatal; a dead Rtc is.
-                if !self.rtc.is_alive() {
+                // A failed input can still change str0m's state and timers:
+                // drain so the deadline we keep is str0m's current one.
+                let drained = catch_unwind(AssertUnwindSafe(|| self.drain(out)));
+                if !matches!(drained, Ok(Ok(()))) || !self.rtc.is_alive() {
                     self.closed.get_or_insert(CloseReason::Failed);
                 }
             }

@@ -69,10 +69,20 @@ impl RoomShared {
         }
     }
 
-    /// Records where the publisher lives (`None`: it left).
-    pub fn set_publisher_shard(&self, shard: Option<usize>) {
-        self.publisher_shard
-            .store(shard.unwrap_or(NO_SHARD), Ordering::Release);
+    /// Records that the publisher lives on `shard`.
+    pub fn set_publisher_shard(&self, shard: usize) {
+        self.publisher_shard.store(shard, Ordering::Release);
+    }
+
+    /// The publisher on `shard` left: clears the slot only if it still names
+    /// `shard` (a new publisher may have been placed elsewhere meanwhile).
+    pub fn clear_publisher_shard(&self, shard: usize) {
+        let _ = self.publisher_shard.compare_exchange(
+            shard,
+            NO_SHARD,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
     }
 }
 
@@ -135,9 +145,15 @@ mod tests {
         assert!(!room.has_viewers_on(1));
         assert!(!room.has_viewers_on(MAX_SHARDS + 3));
         assert_eq!(room.publisher_shard(), None);
-        room.set_publisher_shard(Some(3));
+        room.set_publisher_shard(3);
         assert_eq!(room.publisher_shard(), Some(3));
-        room.set_publisher_shard(None);
+        room.clear_publisher_shard(2);
+        assert_eq!(
+            room.publisher_shard(),
+            Some(3),
+            "another shard's leave keeps it"
+        );
+        room.clear_publisher_shard(3);
         assert_eq!(room.publisher_shard(), None);
     }
 }

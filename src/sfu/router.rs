@@ -42,7 +42,7 @@ impl<K: Copy + Eq> Router<K> {
         match role {
             Role::Publisher => {
                 local.publisher = Some(key);
-                room.set_publisher_shard(Some(self.shard));
+                room.set_publisher_shard(self.shard);
             }
             Role::Viewer => {
                 local.viewers.push(key);
@@ -59,10 +59,8 @@ impl<K: Copy + Eq> Router<K> {
         match role {
             Role::Publisher if local.publisher == Some(key) => {
                 local.publisher = None;
-                // Only clear the shared slot if no other shard took it since.
-                if local.shared.publisher_shard() == Some(self.shard) {
-                    local.shared.set_publisher_shard(None);
-                }
+                // Only clears the shared slot if no other shard took it since.
+                local.shared.clear_publisher_shard(self.shard);
             }
             Role::Publisher => {}
             Role::Viewer => {

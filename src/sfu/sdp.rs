@@ -29,6 +29,8 @@ pub struct Section {
     pub mid: Option<String>,
     /// `m=… 0 …`: the offerer rejected or bundled-only this section.
     pub port_zero: bool,
+    /// The section offers simulcast (`a=simulcast` or `a=rid`).
+    pub simulcast: bool,
 }
 
 /// Why an SDP text was refused before str0m saw it.
@@ -78,6 +80,7 @@ pub fn scan(sdp: &str) -> Result<Vec<Section>, ScanError> {
                 direction: SectionDirection::SendRecv,
                 mid: None,
                 port_zero,
+                simulcast: false,
             });
             continue;
         }
@@ -92,6 +95,8 @@ pub fn scan(sdp: &str) -> Result<Vec<Section>, ScanError> {
             _ => {
                 if let Some(mid) = line.strip_prefix("a=mid:") {
                     section.mid = Some(mid.trim().to_owned());
+                } else if line.starts_with("a=simulcast:") || line.starts_with("a=rid:") {
+                    section.simulcast = true;
                 }
             }
         }
@@ -115,7 +120,7 @@ mod tests {
 
     const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
         m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\n\
-        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\na=rid:h send\r\n\
         m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n";
 
     #[test]
@@ -127,6 +132,7 @@ mod tests {
         assert_eq!(s[0].mid.as_deref(), Some("0"));
         assert_eq!(s[1].kind, SectionKind::Video);
         assert_eq!(s[1].direction, SectionDirection::RecvOnly);
+        assert!(s[1].simulcast && !s[0].simulcast);
         assert_eq!(s[2].kind, SectionKind::Application);
         assert_eq!(s[2].direction, SectionDirection::SendRecv);
         assert!(s[2].port_zero);

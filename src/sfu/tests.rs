@@ -4,7 +4,6 @@
 //! keyframe aggregation/throttling and panic isolation.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
@@ -39,7 +38,7 @@ fn setup() -> PeerSetup {
     PeerSetup {
         candidates: vec![SERVER.parse().unwrap()],
         connect_timeout: Duration::from_secs(15),
-        ice_timeout: Duration::from_secs(30),
+        ice_timeout: Duration::from_secs(15),
         keyframe_interval: Duration::from_millis(500),
     }
 }
@@ -83,18 +82,9 @@ fn client(
 impl World {
     fn new(viewers: usize) -> Self {
         let now = Instant::now();
-        let room = Arc::new(RoomShared::new(1, "test".into()));
         let (mut pc, offer, pending) = client(now, 6000, Direction::SendOnly, 96, false);
-        let (publisher, answer) = accept_offer(
-            Role::Publisher,
-            &offer,
-            &setup(),
-            room.clone(),
-            None,
-            1,
-            now,
-        )
-        .unwrap();
+        let (publisher, answer) =
+            accept_offer(Role::Publisher, &offer, &setup(), "test", None, 1, now).unwrap();
         pc.rtc
             .sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
@@ -105,16 +95,9 @@ impl World {
                 // Viewers number VP8 differently from the publisher (100, not 96).
                 let (mut vc, offer, pending) =
                     client(now, 7000 + i as u16, Direction::RecvOnly, 100, true);
-                let (peer, answer) = accept_offer(
-                    Role::Viewer,
-                    &offer,
-                    &setup(),
-                    room.clone(),
-                    Some(&media),
-                    0,
-                    now,
-                )
-                .unwrap();
+                let (peer, answer) =
+                    accept_offer(Role::Viewer, &offer, &setup(), "test", Some(&media), 0, now)
+                        .unwrap();
                 vc.rtc
                     .sdp_api()
                     .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())

@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 use str0m::media::KeyframeRequestKind;
@@ -126,15 +126,20 @@ impl Shard {
             let now = Instant::now();
             if !self.handle_control(now) {
                 self.flush();
+                // Submit the goodbyes (BYE, close_notify) before leaving.
+                self.datapath.turn(Some(Duration::ZERO), &mut |_, _| {})?;
                 return Ok(());
             }
-            self.handle_inbox(now);
+            let more_queued = self.handle_inbox(now);
             self.core.run_timers(now);
             self.flush();
-            let timeout = self
-                .core
-                .next_deadline()
-                .map(|at| at.saturating_duration_since(Instant::now()));
+            let timeout = if more_queued {
+                Some(Duration::ZERO)
+            } else {
+                self.core
+                    .next_deadline()
+                    .map(|at| at.saturating_duration_since(Instant::now()))
+            };
             let core = &mut self.core;
             self.datapath.turn(timeout, &mut |meta, data| {
                 core.on_datagram(Instant::now(), meta, data, None);
@@ -168,14 +173,17 @@ impl Shard {
         true
     }
 
-    fn handle_inbox(&mut self, now: Instant) {
+    /// Handles queued shard messages; returns `true` if it stopped at its
+    /// per-turn bound with messages left (then the next turn must not sleep).
+    fn handle_inbox(&mut self, now: Instant) -> bool {
         // Bounded per turn so a flood from other shards cannot starve the socket.
-        for _ in 0..4096 {
+        for _ in 0..INBOX_PER_TURN {
             let Ok(msg) = self.inbox.media.try_recv() else {
-                break;
+                return false;
             };
             self.core.on_shard_msg(now, msg);
         }
+        !self.inbox.media.is_empty()
     }
 
     /// Hands every queued transmit to the datapath, wakes shards we queued to.
@@ -241,8 +249,12 @@ impl Core {
         if from.is_none() {
             ShardStats::add(&self.stats.received, 1);
         }
+        // Only binding requests pass this (a two-byte compare for media).
+        let stun_ufrag = wire::binding_request_local_ufrag(data);
         match self.by_addr.get(&meta.source) {
-            Some(Route::Local(key)) => {
+            // A binding request for another ufrag from a pinned 4-tuple is a
+            // new session reusing the client's port: route it by its ufrag.
+            Some(Route::Local(key)) if stun_ufrag.is_none_or(|u| self.ufrag_is(*key, u)) => {
                 let key = *key;
                 self.feed(now, key, meta, data, from);
                 return;
@@ -252,16 +264,27 @@ impl Core {
                 self.hand_off(owner, meta, data);
                 return;
             }
-            None => {}
+            _ => {}
         }
-        let Some(ufrag) = wire::binding_request_local_ufrag(data) else {
+        let Some(ufrag) = stun_ufrag else {
             ShardStats::add(&self.stats.drop_unknown_source, 1);
             if let Some(from) = from {
                 // The shard that routed it here holds a stale route.
-                self.send_to_shard(from, ShardMsg::Unroute { addr: meta.source });
+                self.send_to_shard(
+                    from,
+                    ShardMsg::Unroute {
+                        addr: meta.source,
+                        owner: self.index,
+                    },
+                );
             }
             return;
         };
+        // Junk never reaches the directory's lock.
+        if !is_ufrag(ufrag) {
+            ShardStats::add(&self.stats.drop_unknown_ufrag, 1);
+            return;
+        }
         if let Some(key) = std::str::from_utf8(ufrag)
             .ok()
             .and_then(|u| self.by_ufrag.get(u))
@@ -271,16 +294,54 @@ impl Core {
             return;
         }
         match self.directory.claim(ufrag, self.index) {
-            Claim::Moved(peer) => {
-                let key = self.place(now, peer);
-                self.feed(now, key, meta, data, from);
-            }
+            Claim::Moved(peer) => self.adopt(now, peer, meta, data, from),
             Claim::OnShard(owner) if owner != self.index && from.is_none() => {
                 self.hand_off(owner, meta, data)
             }
             Claim::OnShard(_) | Claim::Unknown => {
                 ShardStats::add(&self.stats.drop_unknown_ufrag, 1)
             }
+        }
+    }
+
+    fn ufrag_is(&self, key: PeerKey, ufrag: &[u8]) -> bool {
+        self.peers
+            .get(key.index as usize)
+            .is_some_and(|s| s.generation == key.generation && s.peer.ufrag().as_bytes() == ufrag)
+    }
+
+    /// A pending peer claimed by its first STUN: it stays here only if that
+    /// STUN authenticated; otherwise it goes back to the directory, so a
+    /// party that merely saw the ufrag cannot choose the peer's shard.
+    fn adopt(
+        &mut self,
+        now: Instant,
+        mut peer: Box<Peer>,
+        meta: RecvMeta,
+        data: &[u8],
+        from: Option<usize>,
+    ) {
+        let destination = self.local_address(meta.destination);
+        let mut out = std::mem::take(&mut self.out);
+        let authenticated = peer.handle_receive(now, meta.source, destination, data, &mut out);
+        self.out = out;
+        if authenticated && peer.closed().is_none() {
+            let key = self.place(now, peer);
+            self.pin(key, meta.source, from);
+            // Anything the first receive asked of us (rarely: nothing).
+            let events = std::mem::take(&mut self.out.events);
+            for event in events {
+                self.on_peer_event(now, key, event);
+            }
+            return;
+        }
+        self.out.events.clear();
+        ShardStats::add(&self.stats.drop_unknown_ufrag, 1);
+        if peer.closed().is_some() {
+            self.directory.remove(peer.id());
+        } else {
+            // `Some` only if the session ended meanwhile: then drop it.
+            drop(self.directory.unclaim(peer, self.index));
         }
     }
 
@@ -346,39 +407,38 @@ impl Core {
         from: Option<usize>,
     ) {
         let destination = self.local_address(meta.destination);
-        let before = self.out.transmits.len();
-        let is_stun = wire::classify(data) == wire::PacketClass::Stun;
         let dropped_before = self.out.dropped;
+        let mut authenticated = false;
         self.call(key, now, |peer, out| {
-            peer.handle_receive(now, meta.source, destination, data, out)
+            authenticated = peer.handle_receive(now, meta.source, destination, data, out);
         });
         ShardStats::add(
             &self.stats.drop_invalid,
             self.out.dropped.saturating_sub(dropped_before),
         );
         self.out.dropped = dropped_before;
-        if !is_stun || self.by_addr.contains_key(&meta.source) {
-            return;
+        if authenticated {
+            self.pin(key, meta.source, from);
         }
-        // str0m answers a binding request only when its MESSAGE-INTEGRITY
-        // checked out: an answer to this source authenticates the address.
-        let answered = self.out.transmits[before.min(self.out.transmits.len())..]
-            .iter()
-            .any(|t| t.destination == meta.source);
-        if !answered {
-            return;
-        }
+    }
+
+    /// Routes `addr` to a local peer whose STUN from it authenticated. When
+    /// the address hashes to another shard (`from`), that shard is told to
+    /// route straight here — again on every consent check, so a route lost
+    /// to a full queue heals within seconds.
+    fn pin(&mut self, key: PeerKey, addr: SocketAddr, from: Option<usize>) {
         let Some(slot) = self.slot_mut(key) else {
             return;
         };
-        slot.addrs.push((meta.source, from));
-        self.by_addr.insert(meta.source, Route::Local(key));
+        if !slot.addrs.iter().any(|(a, _)| *a == addr) {
+            slot.addrs.push((addr, from));
+        }
+        self.by_addr.insert(addr, Route::Local(key));
         if let Some(from) = from {
-            // The client's packets hash to `from`: route them straight here.
             self.send_to_shard(
                 from,
                 ShardMsg::Route {
-                    addr: meta.source,
+                    addr,
                     owner: self.index,
                 },
             );
@@ -400,10 +460,13 @@ impl Core {
                 self.on_datagram(now, meta, &data, Some(from))
             }
             ShardMsg::Route { addr, owner } => {
-                self.by_addr.insert(addr, Route::Remote(owner));
+                // A peer of our own keeps its address.
+                if !matches!(self.by_addr.get(&addr), Some(Route::Local(_))) {
+                    self.by_addr.insert(addr, Route::Remote(owner));
+                }
             }
-            ShardMsg::Unroute { addr } => {
-                if matches!(self.by_addr.get(&addr), Some(Route::Remote(_))) {
+            ShardMsg::Unroute { addr, owner } => {
+                if matches!(self.by_addr.get(&addr), Some(Route::Remote(o)) if *o == owner) {
                     self.by_addr.remove(&addr);
                 }
             }
@@ -434,11 +497,13 @@ impl Core {
         }
     }
 
-    fn schedule(&mut self, key: PeerKey, _now: Instant) {
+    fn schedule(&mut self, key: PeerKey, now: Instant) {
         let Some(slot) = self.slot_mut(key) else {
             return;
         };
-        let at = slot.peer.deadline();
+        // Never at or before `now`: a peer whose deadline did not move must
+        // not make `run_timers` pop it again in the same pass.
+        let at = slot.peer.deadline().max(now + MIN_TIMER_STEP);
         if slot.scheduled.is_some_and(|s| s <= at) {
             return; // an earlier (or equal) entry will fire and reschedule
         }
@@ -482,19 +547,24 @@ impl Core {
         let mut viewers = std::mem::take(&mut self.scratch);
         viewers.clear();
         viewers.extend_from_slice(self.router.viewers(packet.room_id));
-        let dropped_before = self.out.dropped;
-        let mut forwarded = 0;
+        let (dropped_before, forwarded_before) = (self.out.dropped, self.out.forwarded);
         for &key in &viewers {
-            let connected = self.slot_mut(key).is_some_and(|s| s.peer.is_connected());
-            if connected {
-                forwarded += 1;
-                self.call(key, now, |peer, out| peer.forward(now, packet, out));
-            }
+            self.call(key, now, |peer, out| peer.forward(now, packet, out));
         }
-        let dropped = self.out.dropped.saturating_sub(dropped_before);
-        self.out.dropped = dropped_before;
+        let dropped = self.out.dropped - dropped_before;
+        let forwarded = self.out.forwarded - forwarded_before;
+        (self.out.dropped, self.out.forwarded) = (dropped_before, forwarded_before);
         ShardStats::add(&self.stats.drop_viewer, dropped);
-        ShardStats::add(&self.stats.forwarded, forwarded - dropped.min(forwarded));
+        ShardStats::add(&self.stats.forwarded, forwarded);
+        if forwarded > 0
+            && let Some(room) = self.router.room(packet.room_id)
+        {
+            // One shared-counter write per packet and shard, not per viewer.
+            room.bytes_out.fetch_add(
+                packet.payload.len() as u64 * forwarded,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         self.scratch = viewers;
     }
 
@@ -522,7 +592,13 @@ impl Core {
         for (addr, routed_from) in slot.addrs {
             self.by_addr.remove(&addr);
             if let Some(shard) = routed_from {
-                self.send_to_shard(shard, ShardMsg::Unroute { addr });
+                self.send_to_shard(
+                    shard,
+                    ShardMsg::Unroute {
+                        addr,
+                        owner: self.index,
+                    },
+                );
             }
         }
         self.by_ufrag.remove(peer.ufrag());
@@ -537,4 +613,16 @@ impl Core {
         }
         info!(shard = self.index, session = ?peer.id(), role = ?peer.role(), room = %peer.room().name, ?reason, "session ended");
     }
+}
+
+/// Shard messages handled per loop turn at most.
+const INBOX_PER_TURN: usize = 4096;
+
+/// The least a peer's timer is pushed past `now`.
+const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
+
+/// Whether `ufrag` has the shape of the ufrags we issue, so junk STUN is
+/// dropped without touching the directory's lock.
+fn is_ufrag(ufrag: &[u8]) -> bool {
+    ufrag.len() == crate::sfu::UFRAG_LEN && ufrag.iter().all(u8::is_ascii_alphanumeric)
 }

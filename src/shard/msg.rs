@@ -30,8 +30,8 @@ pub enum ShardMsg {
     /// Datagrams from `addr` belong to a peer on shard `owner` (authenticated
     /// there); the receiving shard routes them straight to it.
     Route { addr: SocketAddr, owner: usize },
-    /// Forget the route for `addr` (its peer is gone).
-    Unroute { addr: SocketAddr },
+    /// Forget the route for `addr` to shard `owner` (its peer is gone).
+    Unroute { addr: SocketAddr, owner: usize },
 }
 
 /// Signaling to shard.
