@@ -272,3 +272,161 @@ fn drop_if_empty(inner: &mut Inner, name: &str, empty: bool) {
         inner.rooms.remove(name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use str0m::media::{Direction, MediaKind};
+    use str0m::{Candidate, Rtc};
+
+    use super::*;
+    use crate::sfu::{PeerSetup, accept_offer};
+
+    fn offer(direction: Direction) -> String {
+        let mut rtc = Rtc::new(Instant::now());
+        rtc.add_local_candidate(
+            Candidate::host("127.0.0.1:40000".parse().unwrap(), "udp").unwrap(),
+        );
+        let mut change = rtc.sdp_api();
+        change.add_media(MediaKind::Audio, direction, None, None, None);
+        change.add_media(MediaKind::Video, direction, None, None, None);
+        change.apply().unwrap().0.to_sdp_string()
+    }
+
+    fn peer(directory: &Directory, role: Role, room: &str) -> Peer {
+        let setup = PeerSetup {
+            candidates: vec!["127.0.0.1:5004".parse().unwrap()],
+            connect_timeout: Duration::from_secs(15),
+            ice_timeout: Duration::from_secs(15),
+            keyframe_interval: Duration::from_millis(500),
+        };
+        let (direction, publisher) = match role {
+            Role::Publisher => (Direction::SendOnly, None),
+            Role::Viewer => (Direction::RecvOnly, directory.publisher_media(room)),
+        };
+        let generation = directory.next_generation();
+        accept_offer(
+            role,
+            &offer(direction),
+            &setup,
+            room,
+            publisher.as_deref(),
+            generation,
+            Instant::now(),
+        )
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn sessions_of_a_room_share_one_room_and_refusals_leave_none() {
+        let d = Directory::new();
+        let now = Instant::now();
+        // Refused inserts create nothing.
+        assert_eq!(
+            d.insert(peer_without_publisher(&d), now),
+            Err(InsertError::RoomHasNoPublisher("r".into()))
+        );
+        assert!(d.rooms().is_empty());
+
+        let publisher = d.insert(peer(&d, Role::Publisher, "r"), now).unwrap();
+        let viewer = d.insert(peer(&d, Role::Viewer, "r"), now).unwrap();
+        assert_eq!(
+            d.insert(peer(&d, Role::Publisher, "r"), now),
+            Err(InsertError::RoomHasPublisher("r".into()))
+        );
+        let rooms = d.rooms();
+        assert_eq!(rooms.len(), 1);
+        assert_eq!((rooms[0].sessions, rooms[0].has_publisher), (2, true));
+
+        // Both peers were attached to the same shared room.
+        let Claim::Moved(p) = d.claim(ufrag_of(&d, publisher).as_bytes(), 0) else {
+            panic!("pending")
+        };
+        let Claim::Moved(v) = d.claim(ufrag_of(&d, viewer).as_bytes(), 1) else {
+            panic!("pending")
+        };
+        assert!(Arc::ptr_eq(p.room(), v.room()));
+        assert_ne!(p.room().id, 0, "not the detached placeholder");
+
+        // The room goes with its last session; a new one gets a new id.
+        let old_id = p.room().id;
+        assert!(matches!(d.remove(publisher), Some(Place::Shard(0))));
+        assert!(d.publisher_media("r").is_none());
+        assert!(matches!(d.remove(viewer), Some(Place::Shard(1))));
+        assert!(d.remove(viewer).is_none(), "a second remove finds nothing");
+        assert!(d.rooms().is_empty());
+        let again = d.insert(peer(&d, Role::Publisher, "r"), now).unwrap();
+        let Claim::Moved(p2) = d.claim(ufrag_of(&d, again).as_bytes(), 0) else {
+            panic!("pending")
+        };
+        assert_ne!(p2.room().id, old_id);
+    }
+
+    fn peer_without_publisher(d: &Directory) -> Peer {
+        // A viewer needs a publisher's media to be built; borrow one from
+        // another room so the insert into "r" is what gets refused.
+        let now = Instant::now();
+        let id = d
+            .insert(peer(d, Role::Publisher, "elsewhere"), now)
+            .unwrap();
+        let mut viewer = peer(d, Role::Viewer, "elsewhere");
+        d.remove(id);
+        viewer.set_room(Arc::new(crate::sfu::RoomShared::new(0, "r".into())));
+        viewer
+    }
+
+    fn ufrag_of(d: &Directory, id: SessionId) -> String {
+        d.inner.lock().sessions.get(&id).unwrap().ufrag.clone()
+    }
+
+    #[test]
+    fn claims_move_a_peer_once_and_unclaim_gives_it_back() {
+        let d = Directory::new();
+        let now = Instant::now();
+        let id = d.insert(peer(&d, Role::Publisher, "c"), now).unwrap();
+        let ufrag = ufrag_of(&d, id);
+        assert!(matches!(d.claim(b"unknownufrag0000", 0), Claim::Unknown));
+        let Claim::Moved(claimed) = d.claim(ufrag.as_bytes(), 1) else {
+            panic!("pending")
+        };
+        assert!(matches!(d.claim(ufrag.as_bytes(), 0), Claim::OnShard(1)));
+        // Only the claiming shard can give it back.
+        let claimed = d.unclaim(claimed, 0).expect("shard 0 never claimed it");
+        assert!(d.unclaim(claimed, 1).is_none());
+        assert!(matches!(d.claim(ufrag.as_bytes(), 0), Claim::Moved(_)));
+        // A session that ended meanwhile is not resurrected.
+        let Claim::OnShard(0) = d.claim(ufrag.as_bytes(), 1) else {
+            panic!("placed")
+        };
+        d.remove(id);
+        let gone = peer(&d, Role::Publisher, "c2");
+        assert!(d.unclaim(Box::new(gone), 0).is_some());
+    }
+
+    #[test]
+    fn only_old_pending_sessions_expire() {
+        let d = Directory::new();
+        let t0 = Instant::now();
+        let old = d.insert(peer(&d, Role::Publisher, "a"), t0).unwrap();
+        let placed = d.insert(peer(&d, Role::Publisher, "b"), t0).unwrap();
+        let young = d
+            .insert(peer(&d, Role::Publisher, "c"), t0 + Duration::from_secs(10))
+            .unwrap();
+        let Claim::Moved(_) = d.claim(ufrag_of(&d, placed).as_bytes(), 0) else {
+            panic!("pending")
+        };
+        assert_eq!(
+            d.expire_pending(t0 + Duration::from_secs(15), Duration::from_secs(15)),
+            1
+        );
+        assert!(d.remove(old).is_none(), "expired");
+        assert!(
+            d.remove(placed).is_some(),
+            "placed sessions are the shard's to end"
+        );
+        assert!(d.remove(young).is_some(), "not old enough");
+        assert!(d.rooms().is_empty());
+    }
+}

@@ -177,4 +177,19 @@ fn two_shards_carry_packets_across() {
     );
     assert_eq!(out, inn, "every packet queued across was received across");
     assert_eq!(server.shard_sum("drop_queue_full"), 0);
+
+    // DELETE reaches the shard that holds each session.
+    for client in viewers.iter().chain(std::iter::once(&publisher)) {
+        assert_eq!(client.delete().expect("DELETE"), 200);
+    }
+    assert!(
+        server.wait_for(Duration::from_secs(5), |s| {
+            s["sessions"] == 0
+                && s["shards"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|x| x["peers"] == 0))
+        }),
+        "every shard dropped its peers: {}",
+        server.stats()
+    );
 }

@@ -182,8 +182,17 @@ fn a_new_publisher_continues_the_viewers_streams() {
 }
 
 #[test]
-fn sigterm_closes_sessions_and_exits_within_two_seconds() {
-    let mut server = ServerProc::start(&["--shards", "2"]);
+fn sigterm_exits_within_two_seconds_on_io_uring() {
+    sigterm_closes_sessions_and_exits_within_two_seconds("uring");
+}
+
+#[test]
+fn sigterm_exits_within_two_seconds_on_mmsg() {
+    sigterm_closes_sessions_and_exits_within_two_seconds("mmsg");
+}
+
+fn sigterm_closes_sessions_and_exits_within_two_seconds(io: &str) {
+    let mut server = ServerProc::start(&["--shards", "2", "--io", io]);
     let flags = Flags::default();
     let publisher = spawn_client(
         &server.base,
@@ -216,6 +225,10 @@ fn sigterm_closes_sessions_and_exits_within_two_seconds() {
     assert!(
         viewer.received(Kind::Video).unique() > 0,
         "media flowed before the signal"
+    );
+    assert!(
+        viewer.closed_by_server(),
+        "the server closed the viewer's session (close_notify) before exiting"
     );
     assert!(!server.is_running());
 }

@@ -64,6 +64,10 @@ pub struct ClientOptions {
     pub tag: u32,
     /// Time between two keyframes sent unasked.
     pub keyframe_interval: Duration,
+    /// Send every datagram to this address instead of the server's, and take
+    /// what comes back from it as coming from the server: a relay standing in
+    /// for a NAT in tests.
+    pub via: Option<SocketAddr>,
 }
 
 impl Default for ClientOptions {
@@ -76,6 +80,7 @@ impl Default for ClientOptions {
             fps: 30,
             tag: 1,
             keyframe_interval: Duration::from_secs(2),
+            via: None,
         }
     }
 }
@@ -123,6 +128,10 @@ pub struct Client {
     video_rx: TrackCounter,
     keyframe_requests: u64,
     keyframes_received: u64,
+    /// The server address str0m sends to (learned from its transmits).
+    server: Option<SocketAddr>,
+    /// The server closed DTLS (close_notify).
+    closed_by_server: bool,
     buf: Vec<u8>,
 }
 
@@ -231,6 +240,8 @@ impl Client {
             video_rx: TrackCounter::default(),
             keyframe_requests: 0,
             keyframes_received: 0,
+            server: None,
+            closed_by_server: false,
             buf: vec![0; 2048],
         })
     }
@@ -242,6 +253,11 @@ impl Client {
 
     pub fn is_connected(&self) -> bool {
         self.connected_at.is_some()
+    }
+
+    /// Whether the server ended the session (DTLS close_notify arrived).
+    pub fn closed_by_server(&self) -> bool {
+        self.closed_by_server
     }
 
     /// The viewer's accounting of one kind.
@@ -293,6 +309,10 @@ impl Client {
                 Ok((n, source)) => {
                     let Ok(contents) = self.buf[..n].try_into() else {
                         continue;
+                    };
+                    let source = match (self.options.via, self.server) {
+                        (Some(via), Some(server)) if source == via => server,
+                        _ => source,
                     };
                     Input::Receive(
                         Instant::now(),
@@ -359,7 +379,9 @@ impl Client {
                 Output::Timeout(at) => return Ok(at),
                 Output::Transmit(t) => {
                     // A full socket buffer loses this datagram like a network would.
-                    let _ = self.socket.send_to(&t.contents, t.destination);
+                    self.server = Some(t.destination);
+                    let to = self.options.via.unwrap_or(t.destination);
+                    let _ = self.socket.send_to(&t.contents, to);
                 }
                 Output::Event(event) => self.on_event(event),
             }
@@ -369,6 +391,7 @@ impl Client {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Connected => self.connected_at = Some(Instant::now()),
+            Event::Closed => self.closed_by_server = true,
             Event::KeyframeRequest(_) => {
                 self.keyframe_requests += 1;
                 self.sender.force_keyframe = true;

@@ -378,18 +378,41 @@ fn a_panic_inside_a_peer_closes_that_peer_only() {
 }
 
 #[test]
-fn peers_are_reaped_when_silent_or_never_connected() {
+fn consent_keeps_peers_alive_and_silence_reaps_them() {
     let mut world = connected_world(1);
+    // 20 s of virtual time, longer than the ICE timeout: the clients' str0m
+    // sends its consent checks, and nobody is reaped.
+    world.run(Duration::from_secs(20), Duration::from_millis(50), |_| {});
+    assert_eq!(world.publisher.1.closed(), None);
+    assert_eq!(world.viewers[0].1.closed(), None);
+
+    // The viewer's client vanishes: its server peer only sees time pass.
     let mut out = Outputs::default();
-    let (_, viewer) = &mut world.viewers[0];
-    let silent_at = world.now + Duration::from_secs(31);
-    assert!(viewer.deadline() <= silent_at);
-    viewer.handle_timeout(silent_at, &mut out);
-    assert_eq!(viewer.closed(), Some(CloseReason::Silent));
+    let silent_since = world.now;
+    let viewer = &mut world.viewers[0].1;
+    let mut now = silent_since;
+    while viewer.closed().is_none() && now < silent_since + Duration::from_secs(30) {
+        now += Duration::from_millis(100);
+        viewer.handle_timeout(now, &mut out);
+    }
+    let took = now - silent_since;
+    assert!(
+        matches!(
+            viewer.closed(),
+            Some(CloseReason::Silent | CloseReason::Disconnected)
+        ),
+        "{:?}",
+        viewer.closed()
+    );
+    assert!(
+        took >= Duration::from_secs(10) && took <= Duration::from_millis(15_200),
+        "reaped after {took:?} of silence (ICE timeout 15 s)"
+    );
 
     let fresh = World::new(0);
     let (_, mut publisher) = fresh.publisher;
-    let later = fresh.now + Duration::from_secs(16);
-    publisher.handle_timeout(later, &mut out);
+    publisher.handle_timeout(fresh.now + Duration::from_secs(14), &mut out);
+    assert_eq!(publisher.closed(), None);
+    publisher.handle_timeout(fresh.now + Duration::from_secs(15), &mut out);
     assert_eq!(publisher.closed(), Some(CloseReason::NeverConnected));
 }

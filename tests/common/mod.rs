@@ -7,6 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -250,4 +251,99 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+/// A UDP relay standing in for a NAT: the client sends to `front`; the relay
+/// forwards to the server from its current upstream socket, and everything
+/// the server sends to any upstream socket goes back to the client.
+/// `switch_to(i)` changes the upstream socket mid-session (NAT rebinding).
+pub struct Relay {
+    pub front: SocketAddr,
+    upstream: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Relays to `server` through `upstreams` (starting with the first); runs at most 60 s.
+    pub fn start(server: SocketAddr, upstreams: Vec<std::net::UdpSocket>) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let front = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind relay front");
+        let front_addr = front.local_addr().expect("addr");
+        let upstream = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        for socket in upstreams.iter().chain(std::iter::once(&front)) {
+            socket.set_nonblocking(true).expect("nonblocking");
+        }
+        let (current, halt) = (upstream.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut client: Option<SocketAddr> = None;
+            let mut buf = [0u8; 2048];
+            while !halt.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let mut idle = true;
+                while let Ok((n, from)) = front.recv_from(&mut buf) {
+                    idle = false;
+                    client = Some(from);
+                    let _ = upstreams[current.load(Ordering::Relaxed)].send_to(&buf[..n], server);
+                }
+                for socket in &upstreams {
+                    while let Ok((n, _)) = socket.recv_from(&mut buf) {
+                        idle = false;
+                        if let Some(client) = client {
+                            let _ = front.send_to(&buf[..n], client);
+                        }
+                    }
+                }
+                if idle {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        });
+        Self {
+            front: front_addr,
+            upstream,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends from upstream socket `index` from now on.
+    pub fn switch_to(&self, index: usize) {
+        self.upstream
+            .store(index, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Which shard a datagram from `socket` reaches: sends one junk datagram and
+/// watches the per-shard drop counters (bounded wait).
+pub fn shard_of(server: &ServerProc, socket: &std::net::UdpSocket) -> usize {
+    let counts = |s: &serde_json::Value| -> Vec<u64> {
+        s["shards"]
+            .as_array()
+            .expect("shards")
+            .iter()
+            .map(|x| x["drop_unknown_source"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let before = counts(&server.stats());
+    socket.send_to(&[0u8; 4], server.udp).expect("send junk");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let after = counts(&server.stats());
+        if let Some(i) = (0..after.len()).find(|&i| after[i] > before[i]) {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "the junk datagram was counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -1,0 +1,94 @@
+//! A client whose packets reach a different shard than the one its peer
+//! lives on: here a NAT rebinding mid-session, chosen so that the client's
+//! new 4-tuple hashes to the other shard. Its STUN is handed to the owner,
+//! authenticated there, and the other shard is told to route the client's
+//! media straight to the owner; the viewer keeps receiving throughout.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{Flags, Relay, ServerProc, shard_of, spawn_client};
+use uringcast::client::payload::Kind;
+use uringcast::client::{ClientOptions, ClientRole};
+
+#[test]
+fn a_rebinding_client_is_routed_across_shards_and_keeps_receiving() {
+    let server = ServerProc::start(&["--shards", "2"]);
+    let first = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let first_shard = shard_of(&server, &first);
+    // Another upstream socket whose 4-tuple the kernel hashes to the other shard.
+    let second = (0..64)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .find(|s| shard_of(&server, s) != first_shard)
+        .expect("a socket that reaches the other shard");
+    let relay = Relay::start(server.udp, vec![first, second]);
+
+    let limit = Duration::from_secs(30);
+    let (publisher_flags, viewer_flags) = (Flags::default(), Flags::default());
+    let publisher = spawn_client(
+        &server.base,
+        "nat",
+        ClientRole::Publish,
+        ClientOptions::default(),
+        &publisher_flags,
+        limit,
+    );
+    let through_nat = ClientOptions {
+        via: Some(relay.front),
+        ..ClientOptions::default()
+    };
+    let viewer = spawn_client(
+        &server.base,
+        "nat",
+        ClientRole::Watch,
+        through_nat,
+        &viewer_flags,
+        limit,
+    );
+    assert!(publisher_flags.wait_connected(1, Duration::from_secs(10)));
+    assert!(viewer_flags.wait_connected(1, Duration::from_secs(10)));
+    publisher_flags.send.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        server.shard_sum("handed_off"),
+        0,
+        "before the rebinding nothing crosses"
+    );
+
+    relay.switch_to(1);
+    // The client's consent checks (every few seconds) now come from the new
+    // 4-tuple, on the other shard: handed to the owner, then routed there.
+    assert!(
+        server.wait_for(Duration::from_secs(10), |s| {
+            s["shards"][1 - first_shard]["handed_off"].as_u64() >= Some(3)
+        }),
+        "the other shard handed the client's packets to the peer's shard: {}",
+        server.stats()
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    publisher_flags.send.store(false, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    publisher_flags.stop.store(true, Ordering::Relaxed);
+    viewer_flags.stop.store(true, Ordering::Relaxed);
+    let publisher = publisher.join();
+    let viewer = viewer.join();
+    for kind in [Kind::Audio, Kind::Video] {
+        let got = viewer.received(kind).unique_from(1);
+        let sent = publisher.sent(kind);
+        assert!(
+            got * 100 >= sent * 99,
+            "{kind:?}: {got} of {sent} through the rebinding"
+        );
+    }
+    // Ending the session frees the route on both shards.
+    assert_eq!(viewer.delete().expect("DELETE"), 200);
+    assert_eq!(publisher.delete().expect("DELETE"), 200);
+    assert!(server.wait_for(Duration::from_secs(5), |s| {
+        s["shards"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|x| x["peers"] == 0))
+    }));
+}
