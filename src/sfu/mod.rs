@@ -18,6 +18,7 @@ pub mod room_limits {
 }
 mod router;
 pub mod sdp;
+pub mod sim;
 #[cfg(test)]
 mod tests;
 

@@ -158,6 +158,8 @@ pub struct Peer {
     connected: bool,
     rtc_deadline: Instant,
     closed: Option<CloseReason>,
+    /// Packets were written since the last flush.
+    unflushed: bool,
 }
 
 impl Peer {
@@ -185,6 +187,7 @@ impl Peer {
             connected: false,
             rtc_deadline: now,
             closed: None,
+            unflushed: false,
         }
     }
 
@@ -348,16 +351,20 @@ impl Peer {
         });
     }
 
-    /// A viewer: write one packet of the room's publisher to this peer.
-    pub fn forward(&mut self, now: Instant, packet: &Forwarded, out: &mut Outputs) {
+    /// A viewer: queue one packet of the room's publisher in str0m. Nothing
+    /// is sent until [`Peer::flush`]: the shard flushes every peer this
+    /// returned `true` for (it just became unflushed) once per loop turn, so
+    /// a burst of packets (a video frame) costs one str0m timeout and drain
+    /// per viewer, not one per packet.
+    pub fn forward(&mut self, packet: &Forwarded, out: &mut Outputs) -> bool {
         if !self.connected || self.closed.is_some() {
-            return;
+            return false;
         }
         let Side::Viewer(viewer) = &mut self.side else {
-            return;
+            return false;
         };
         let Some(track) = viewer.tracks.iter_mut().find(|t| t.kind == packet.kind) else {
-            return;
+            return false;
         };
         if track.map_generation != packet.media.generation {
             build_pt_map(&self.rtc, track, &packet.media);
@@ -369,7 +376,7 @@ impl Peer {
             .unwrap_or(NO_PT);
         if pt == NO_PT {
             out.dropped += 1;
-            return;
+            return false;
         }
         let Some(mapped) = track.rewriter.rewrite(
             packet.source,
@@ -379,7 +386,7 @@ impl Peer {
             packet.clock_rate,
         ) else {
             out.dropped += 1;
-            return;
+            return false;
         };
         if mapped.switched && packet.kind == MediaKind::Video {
             out.events
@@ -401,14 +408,27 @@ impl Peer {
             ..Default::default()
         });
         out.forwarded += 1;
-        self.guarded(now, out, |rtc, _now| {
-            if let Some(stream) = rtc.direct_api().stream_tx_by_mid(mid, None) {
+        let written = catch_unwind(AssertUnwindSafe(|| {
+            if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
                 stream.write_rtp(write);
             }
-            Ok(())
-        });
-        // The write only queued the packet; the timeout sends it.
-        self.guarded(now, out, |rtc, now| rtc.handle_input(Input::Timeout(now)));
+        }));
+        if written.is_err() {
+            warn!(session = ?self.id, "str0m panicked; closing this peer");
+            self.closed = Some(CloseReason::Panicked);
+            return false;
+        }
+        let became_unflushed = !self.unflushed;
+        self.unflushed = true;
+        became_unflushed
+    }
+
+    /// Sends what [`Peer::forward`] queued: one str0m timeout (which moves
+    /// the queued packets out) and one drain.
+    pub fn flush(&mut self, now: Instant, out: &mut Outputs) {
+        if std::mem::take(&mut self.unflushed) {
+            self.guarded(now, out, |rtc, now| rtc.handle_input(Input::Timeout(now)));
+        }
     }
 
     /// Ends the session: str0m sends RTCP BYE and DTLS close_notify.

@@ -69,6 +69,10 @@ struct Core {
     candidates: Vec<SocketAddr>,
     out: Outputs,
     scratch: Vec<PeerKey>,
+    /// Viewers with packets written but not yet sent.
+    unflushed: Vec<PeerKey>,
+    /// Publisher packets fanned out since the last flush.
+    unflushed_packets: usize,
     to_wake: u64,
     stats: Arc<ShardStats>,
 }
@@ -108,6 +112,8 @@ impl Shard {
                 candidates,
                 out: Outputs::default(),
                 scratch: Vec::new(),
+                unflushed: Vec::new(),
+                unflushed_packets: 0,
                 to_wake: 0,
                 stats,
             },
@@ -186,8 +192,10 @@ impl Shard {
         !self.inbox.media.is_empty()
     }
 
-    /// Hands every queued transmit to the datapath, wakes shards we queued to.
+    /// Sends what viewers queued, hands every transmit to the datapath, and
+    /// wakes the shards we queued to.
     fn flush(&mut self) {
+        self.core.flush_viewers(Instant::now());
         for t in self.core.out.transmits.drain(..) {
             self.datapath.queue_send(t.destination, &t.contents);
         }
@@ -549,7 +557,13 @@ impl Core {
         viewers.extend_from_slice(self.router.viewers(packet.room_id));
         let (dropped_before, forwarded_before) = (self.out.dropped, self.out.forwarded);
         for &key in &viewers {
-            self.call(key, now, |peer, out| peer.forward(now, packet, out));
+            let mut became_unflushed = false;
+            self.call(key, now, |peer, out| {
+                became_unflushed = peer.forward(packet, out)
+            });
+            if became_unflushed {
+                self.unflushed.push(key);
+            }
         }
         let dropped = self.out.dropped - dropped_before;
         let forwarded = self.out.forwarded - forwarded_before;
@@ -566,6 +580,24 @@ impl Core {
             );
         }
         self.scratch = viewers;
+        self.unflushed_packets += 1;
+        if self.unflushed_packets >= FLUSH_EVERY {
+            self.flush_viewers(now);
+        }
+    }
+
+    /// Sends what viewers queued since the last flush (once per loop turn, or
+    /// every `FLUSH_EVERY` packets in a long burst).
+    fn flush_viewers(&mut self, now: Instant) {
+        self.unflushed_packets = 0;
+        let mut keys = std::mem::take(&mut self.unflushed);
+        for &key in &keys {
+            self.call(key, now, |peer, out| peer.flush(now, out));
+        }
+        keys.clear();
+        if self.unflushed.is_empty() {
+            self.unflushed = keys; // keep the allocation
+        }
     }
 
     fn want_keyframe(&mut self, now: Instant, room: &Arc<RoomShared>, kind: KeyframeRequestKind) {
@@ -626,3 +658,8 @@ const MIN_TIMER_STEP: Duration = Duration::from_millis(1);
 fn is_ufrag(ufrag: &[u8]) -> bool {
     ufrag.len() == crate::sfu::UFRAG_LEN && ufrag.iter().all(u8::is_ascii_alphanumeric)
 }
+
+/// Publisher packets a shard fans out before it flushes viewers even inside
+/// one loop turn: bounds the latency a long burst adds (a video frame at
+/// 1.5 Mbit/s is ~6 packets).
+const FLUSH_EVERY: usize = 8;
