@@ -2,9 +2,40 @@
 # Runs every test inside a fresh network namespace that has only loopback, so
 # nothing a test sends can leave the machine. Builds first (outside the
 # namespace, where the crate registry is reachable), then runs offline.
-# Extra arguments go to `cargo test` (e.g. a test name filter).
+# Extra arguments go to `cargo test` (e.g. a test name filter: `browser`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The browser test (tests/browser.rs) drives Debian's chromium with npm's
+# playwright-core (never a downloaded browser). Install what is missing here,
+# outside the namespace; the test itself fails if they are still missing.
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        sudo -n "$@"
+    else
+        return 1
+    fi
+}
+need_apt=()
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    echo "test.sh: installing ${need_apt[*]} for the browser test" >&2
+    if ! { as_root apt-get update -qq &&
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null; }; then
+        echo "test.sh: could not install ${need_apt[*]} (needs root or sudo); the browser test will fail" >&2
+    fi
+fi
+browser=tests/browser
+if [ ! -f "$browser/node_modules/playwright-core/package.json" ] ||
+    [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+    echo "test.sh: npm ci in $browser (playwright-core)" >&2
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error) ||
+        echo "test.sh: npm ci failed; the browser test will fail" >&2
+fi
 
 cargo build --locked --tests --bins
 

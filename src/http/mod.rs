@@ -1,8 +1,9 @@
 //! The HTTP endpoint (axum): WHIP and WHEP session creation and deletion,
-//! CORS, `/v1/stats`, and a small index page. Runs on the signaling thread's
-//! tokio runtime; talks to shards only through the directory and their
-//! command queues.
+//! CORS, `/v1/stats`, and the demo pages with the browser client. Runs on
+//! the signaling thread's tokio runtime; talks to shards only through the
+//! directory and their command queues.
 
+mod demo;
 mod problem;
 mod session;
 mod stats;
@@ -13,7 +14,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use tower_http::cors::{Any, CorsLayer};
 
@@ -62,7 +63,7 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("accept-post"),
         ]);
     Router::new()
-        .route("/", get(index))
+        .merge(demo::routes())
         .route("/whip/{room}", post(session::publish))
         .route("/whep/{room}", post(session::watch))
         .route("/session/{id}", delete(session::delete))
@@ -89,12 +90,4 @@ async fn accept_post(request: Request, next: Next) -> Response {
 
 async fn not_found() -> Response {
     Problem::new(StatusCode::NOT_FOUND, "no such endpoint").into_response()
-}
-
-async fn index() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><meta charset=utf-8><title>uringcast</title>",
-        "<h1>uringcast</h1><p>WHIP: <code>POST /whip/{room}</code> · WHEP: <code>POST /whep/{room}</code> · ",
-        "<a href=/v1/stats>/v1/stats</a></p>"
-    ))
 }
