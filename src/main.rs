@@ -1,6 +1,7 @@
 //! `uringcast`: parse the configuration, start the server, print what it
 //! serves, and stop cleanly on SIGINT or SIGTERM.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,20 +25,26 @@ fn main() -> ExitCode {
         }
     };
     let http = server.http_addr();
-    println!("uringcast {} serving", env!("CARGO_PKG_VERSION"));
-    println!("  WHIP publish:  POST http://{http}/whip/{{room}}");
-    println!("  WHEP watch:    POST http://{http}/whep/{{room}}");
-    println!("  stats:         GET  http://{http}/v1/stats");
-    println!(
+    // A closed stdout must not take the server down: print what we can.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "uringcast {} serving", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(out, "  demo:          http://{http}/");
+    let _ = writeln!(out, "  WHIP publish:  POST http://{http}/whip/{{room}}");
+    let _ = writeln!(out, "  WHEP watch:    POST http://{http}/whep/{{room}}");
+    let _ = writeln!(out, "  stats:         GET  http://{http}/v1/stats");
+    let _ = writeln!(
+        out,
         "  media:         udp {} ({} shards, io: {})",
         server.udp_addr(),
         server.io_names().len(),
         server.io_names().join(",")
     );
+    let _ = out.flush();
+    drop(out);
     if let Err(e) = wait_for_signal() {
         eprintln!("uringcast: waiting for a signal failed: {e}");
     }
-    println!("uringcast: stopping");
+    let _ = writeln!(std::io::stdout(), "uringcast: stopping");
     server.shutdown(Duration::from_millis(1800));
     ExitCode::SUCCESS
 }

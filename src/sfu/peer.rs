@@ -393,7 +393,7 @@ impl Peer {
                 .push(PeerEvent::WantKeyframe(KeyframeRequestKind::Pli));
         }
         let mid = track.mid;
-        let write = RtpWrite::new(
+        let mut write = RtpWrite::new(
             pt.into(),
             mapped.seq.into(),
             mapped.ts,
@@ -401,12 +401,15 @@ impl Peer {
             packet.payload.clone(),
         )
         .marker(packet.marker)
-        .nackable(packet.kind == MediaKind::Video)
-        .ext_vals(ExtensionValues {
-            audio_level: packet.audio_level,
-            voice_activity: packet.voice_activity,
-            ..Default::default()
-        });
+        .nackable(packet.kind == MediaKind::Video);
+        // Only audio carries values worth passing on (level, voice activity).
+        if packet.audio_level.is_some() || packet.voice_activity.is_some() {
+            write = write.ext_vals(ExtensionValues {
+                audio_level: packet.audio_level,
+                voice_activity: packet.voice_activity,
+                ..Default::default()
+            });
+        }
         out.forwarded += 1;
         let written = catch_unwind(AssertUnwindSafe(|| {
             if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {

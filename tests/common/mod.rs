@@ -38,10 +38,17 @@ impl ServerProc {
             .expect("start the uringcast binary");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
+        // Hands lines over until the addresses are read, then keeps draining
+        // to stderr for the life of the process (a closed pipe would make the
+        // server's later prints fail).
         std::thread::spawn(move || {
+            let mut handing_over = true;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
+                if handing_over && tx.send(line.clone()).is_err() {
+                    handing_over = false;
+                }
+                if !handing_over {
+                    eprintln!("[uringcast] {line}");
                 }
             }
         });
