@@ -58,6 +58,57 @@ pub struct Config {
     /// Socket receive and send buffer size in bytes.
     #[arg(long, env = "URINGCAST_SOCKET_BUFFER", default_value_t = 8 * 1024 * 1024)]
     pub socket_buffer: usize,
+
+    /// Most sessions (pending or connected) at once; a POST beyond gets 503
+    /// with Retry-After. 0: no limit.
+    #[arg(long, env = "URINGCAST_MAX_SESSIONS", default_value_t = 10_000)]
+    pub max_sessions: usize,
+
+    /// POST, PATCH and DELETE requests per second allowed per client IP
+    /// (429 with Retry-After above it). 0: no limit.
+    #[arg(long, env = "URINGCAST_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+
+    /// Requests a client IP may make in a burst above --rate-limit.
+    #[arg(long, env = "URINGCAST_RATE_BURST", default_value_t = 20)]
+    pub rate_burst: u32,
+
+    /// HS256 key (base64, at least 32 bytes) for JWT bearer tokens with claims
+    /// {"room": name or "*", "role": "publish", "watch" or "*", "exp"}. With it
+    /// (or --bearer-token) every POST, PATCH and DELETE needs a token.
+    #[arg(long, env = "URINGCAST_AUTH_KEY", hide_env_values = true)]
+    pub auth_key: Option<String>,
+
+    /// A static bearer token that allows everything.
+    #[arg(long, env = "URINGCAST_BEARER_TOKEN", hide_env_values = true)]
+    pub bearer_token: Option<String>,
+
+    /// A STUN/TURN server announced to clients as `Link: <url>; rel="ice-server"`
+    /// (stun:, stuns:, turn: or turns:). Repeatable; comma-separated in the environment.
+    #[arg(
+        long = "ice-server",
+        env = "URINGCAST_ICE_SERVER",
+        value_delimiter = ','
+    )]
+    pub ice_servers: Vec<String>,
+
+    /// Static username announced with the turn:/turns: servers.
+    #[arg(long, env = "URINGCAST_ICE_USERNAME")]
+    pub ice_username: Option<String>,
+
+    /// Static credential announced with the turn:/turns: servers.
+    #[arg(long, env = "URINGCAST_ICE_CREDENTIAL", hide_env_values = true)]
+    pub ice_credential: Option<String>,
+
+    /// Shared secret of the TURN servers (coturn use-auth-secret): each
+    /// announcement carries fresh credentials, username "<expiry>:<room>",
+    /// credential base64(HMAC-SHA1(secret, username)).
+    #[arg(long, env = "URINGCAST_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// How long TURN credentials made from --turn-secret stay valid.
+    #[arg(long, env = "URINGCAST_TURN_TTL", value_parser = parse_duration, default_value = "24h")]
+    pub turn_ttl: Duration,
 }
 
 impl Config {
@@ -73,7 +124,7 @@ impl Config {
     }
 }
 
-/// Parses `250ms`, `15s`, `2m` or a bare number of seconds.
+/// Parses `250ms`, `15s`, `2m`, `24h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -82,11 +133,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 500ms, 15s or 2m"))?;
+        .map_err(|_| format!("'{text}' is not a duration like 500ms, 15s, 2m or 24h"))?;
     let seconds = match unit.trim() {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" => value * 60.0,
+        "h" => value * 3600.0,
         other => return Err(format!("unknown duration unit '{other}' in '{text}'")),
     };
     if !seconds.is_finite() || seconds < 0.0 {
@@ -106,7 +158,8 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("5d").is_err());
     }
 
     #[test]
@@ -117,5 +170,26 @@ mod tests {
         assert_eq!(config.io, IoKind::Auto);
         assert_eq!(config.ice_timeout, Duration::from_secs(15));
         assert_eq!(config.connect_timeout, Duration::from_secs(15));
+        assert_eq!(config.max_sessions, 10_000);
+        assert_eq!(config.rate_limit, 0);
+        assert_eq!(config.rate_burst, 20);
+        assert_eq!(config.turn_ttl, Duration::from_secs(86_400));
+        assert!(config.auth_key.is_none() && config.bearer_token.is_none());
+        assert!(config.ice_servers.is_empty());
+    }
+
+    #[test]
+    fn ice_servers_repeat() {
+        let config = Config::parse_from([
+            "uringcast",
+            "--ice-server",
+            "stun:a.example",
+            "--ice-server",
+            "turn:b.example?transport=udp",
+        ]);
+        assert_eq!(
+            config.ice_servers,
+            ["stun:a.example", "turn:b.example?transport=udp"]
+        );
     }
 }

@@ -6,6 +6,10 @@
 //! A new session's peer waits here (`Pending`) until its first STUN arrives on
 //! some shard, which then takes it (`claim`) and owns it from then on; the
 //! directory only remembers which shard that is.
+//!
+//! A `PATCH` (trickle, ICE restart) reaches a pending peer here, under the
+//! lock; a placed one through its shard, which then re-indexes its ufrag
+//! here ([`Directory::reindex_ufrag`]) so STUN with the new ufrag still finds it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +19,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::sfu::{Peer, PublishedMedia, Role, RoomShared, SessionId};
+use crate::sfu::{
+    IcePatch, Outputs, PatchError, PatchOutcome, Peer, PublishedMedia, Role, RoomShared, SessionId,
+};
 
 /// Where a session's peer lives.
 #[derive(Debug)]
@@ -56,6 +62,26 @@ pub enum InsertError {
     RoomHasPublisher(String),
     #[error("room {0:?} has no publisher")]
     RoomHasNoPublisher(String),
+    #[error("the server has {0} sessions, its limit")]
+    Full(usize),
+}
+
+/// What signaling needs to know of a session to authorize a request on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub room: String,
+    pub role: Role,
+}
+
+/// Where a `PATCH` went.
+#[derive(Debug)]
+pub enum PatchRoute {
+    /// The peer was pending: applied here, under the lock.
+    Done(Result<PatchOutcome, PatchError>),
+    /// The peer lives on this shard: ask it.
+    OnShard(usize),
+    /// No such session.
+    Unknown,
 }
 
 /// What a shard finds for a ufrag it has not seen.
@@ -85,11 +111,32 @@ pub struct Directory {
     inner: Mutex<Inner>,
     next_room_id: AtomicU64,
     next_generation: AtomicU64,
+    /// Most sessions at once (0: no limit).
+    max_sessions: usize,
 }
 
 impl Directory {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A directory that refuses sessions beyond `max` ([`InsertError::Full`]; 0: no limit).
+    pub fn with_max_sessions(max: usize) -> Self {
+        Self {
+            max_sessions: max,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a new session would be refused as over the limit (a hint:
+    /// [`Directory::insert`] decides under the lock).
+    pub fn is_full(&self) -> bool {
+        self.max_sessions > 0 && self.session_count() >= self.max_sessions
+    }
+
+    /// The limit on sessions (0: none).
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
     }
 
     fn room_entry<'a>(&self, inner: &'a mut Inner, name: &str) -> &'a mut RoomEntry {
@@ -128,6 +175,9 @@ impl Directory {
     /// to have a publisher.
     pub fn insert(&self, mut peer: Peer, now: Instant) -> Result<SessionId, InsertError> {
         let mut inner = self.inner.lock();
+        if self.max_sessions > 0 && inner.sessions.len() >= self.max_sessions {
+            return Err(InsertError::Full(self.max_sessions));
+        }
         let name = peer.room().name.clone();
         let id = peer.id();
         let role = peer.role();
@@ -189,6 +239,54 @@ impl Directory {
                 Claim::OnShard(owner)
             }
         }
+    }
+
+    /// The room and role of session `id`.
+    pub fn session_info(&self, id: SessionId) -> Option<SessionInfo> {
+        let inner = self.inner.lock();
+        inner.sessions.get(&id).map(|e| SessionInfo {
+            room: e.room.clone(),
+            role: e.role,
+        })
+    }
+
+    /// Applies `patch` to session `id` if its peer is pending (the shard
+    /// cannot race us: it claims under this lock); else says where it is.
+    pub fn patch(&self, id: SessionId, now: Instant, patch: IcePatch) -> PatchRoute {
+        let mut inner = self.inner.lock();
+        let Some(entry) = inner.sessions.get_mut(&id) else {
+            return PatchRoute::Unknown;
+        };
+        let peer = match &mut entry.place {
+            Place::Shard(shard) => return PatchRoute::OnShard(*shard),
+            Place::Pending(peer) => peer,
+        };
+        // A pending peer has no address to send to; str0m (ICE-lite) sends
+        // nothing unasked anyway.
+        let mut out = Outputs::default();
+        let result = peer.apply_patch(now, patch, &mut out);
+        let new_ufrag = peer.ufrag().to_owned();
+        let old_ufrag = std::mem::replace(&mut entry.ufrag, new_ufrag.clone());
+        if old_ufrag != new_ufrag {
+            inner.by_ufrag.remove(&old_ufrag);
+            inner.by_ufrag.insert(new_ufrag, id);
+        }
+        PatchRoute::Done(result)
+    }
+
+    /// Session `id` (placed on a shard) restarted ICE: STUN now names
+    /// `ufrag`. Returns `false` if the session is gone.
+    pub fn reindex_ufrag(&self, id: SessionId, ufrag: &str) -> bool {
+        let mut inner = self.inner.lock();
+        let Some(entry) = inner.sessions.get_mut(&id) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut entry.ufrag, ufrag.to_owned());
+        if old != ufrag {
+            inner.by_ufrag.remove(&old);
+            inner.by_ufrag.insert(ufrag.to_owned(), id);
+        }
+        true
     }
 
     /// Forgets session `id`; returns where it was (`None`: unknown, e.g. a
@@ -403,6 +501,93 @@ mod tests {
         d.remove(id);
         let gone = peer(&d, Role::Publisher, "c2");
         assert!(d.unclaim(Box::new(gone), 0).is_some());
+    }
+
+    #[test]
+    fn the_session_limit_refuses_inserts_until_one_ends() {
+        let d = Directory::with_max_sessions(2);
+        let now = Instant::now();
+        let a = d.insert(peer(&d, Role::Publisher, "a"), now).unwrap();
+        assert!(!d.is_full());
+        d.insert(peer(&d, Role::Publisher, "b"), now).unwrap();
+        assert!(d.is_full());
+        assert_eq!(
+            d.insert(peer(&d, Role::Publisher, "c"), now),
+            Err(InsertError::Full(2))
+        );
+        assert!(
+            d.rooms().iter().all(|r| r.name != "c"),
+            "no room left behind"
+        );
+        d.remove(a);
+        assert!(d.insert(peer(&d, Role::Publisher, "c"), now).is_ok());
+        assert_eq!(d.max_sessions(), 2);
+    }
+
+    #[test]
+    fn a_pending_peer_is_patched_under_the_lock_and_its_new_ufrag_indexed() {
+        use crate::sfu::{IfMatch, PatchOutcome};
+        use crate::wire::SdpFrag;
+
+        let d = Directory::new();
+        let now = Instant::now();
+        let id = d.insert(peer(&d, Role::Publisher, "p"), now).unwrap();
+        assert_eq!(
+            d.session_info(id),
+            Some(SessionInfo {
+                room: "p".into(),
+                role: Role::Publisher
+            })
+        );
+        let old = ufrag_of(&d, id);
+        let frag = |text: &str, if_match: IfMatch| {
+            IcePatch::from_frag(&SdpFrag::parse(text).unwrap(), if_match)
+        };
+        // Candidates only, stale ETag: refused, nothing changes.
+        let trickle = "a=candidate:1 1 udp 2122260223 127.0.0.1 40001 typ host\r\n";
+        let stale = IfMatch::parse("\"nope\"").unwrap();
+        assert!(matches!(
+            d.patch(id, now, frag(trickle, stale)),
+            PatchRoute::Done(Err(PatchError::PreconditionFailed { .. }))
+        ));
+        let current = IfMatch::parse(&format!("\"{old}\"")).unwrap();
+        assert!(matches!(
+            d.patch(id, now, frag(trickle, current)),
+            PatchRoute::Done(Ok(PatchOutcome::Trickled {
+                added: 1,
+                skipped: 0
+            }))
+        ));
+        assert_eq!(ufrag_of(&d, id), old);
+        // A restart: new ufrag, indexed; the old one finds nothing.
+        let restart = "a=ice-ufrag:newU\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n";
+        let PatchRoute::Done(Ok(PatchOutcome::Restarted { ufrag, etag, .. })) =
+            d.patch(id, now, frag(restart, IfMatch::Any))
+        else {
+            panic!("restarted")
+        };
+        assert_ne!(ufrag, old);
+        assert_eq!(etag, format!("\"{ufrag}\""));
+        assert_eq!(ufrag_of(&d, id), ufrag);
+        assert!(matches!(d.claim(old.as_bytes(), 0), Claim::Unknown));
+        let Claim::Moved(p) = d.claim(ufrag.as_bytes(), 0) else {
+            panic!("found by its new ufrag")
+        };
+        assert_eq!(p.ufrag(), ufrag);
+        // Placed now: the shard's business.
+        assert!(matches!(
+            d.patch(id, now, frag(trickle, IfMatch::Any)),
+            PatchRoute::OnShard(0)
+        ));
+        assert!(d.reindex_ufrag(id, "ShardUfrag000000"));
+        assert!(matches!(d.claim(b"ShardUfrag000000", 1), Claim::OnShard(0)));
+        assert!(matches!(d.claim(ufrag.as_bytes(), 1), Claim::Unknown));
+        d.remove(id);
+        assert!(!d.reindex_ufrag(id, "x"));
+        assert!(matches!(
+            d.patch(id, now, frag(trickle, IfMatch::Any)),
+            PatchRoute::Unknown
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod directory;
 pub mod http;
+pub mod load;
 pub mod net;
 pub mod server;
 pub mod sfu;

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::directory::Directory;
-use crate::http::{self, AppState, StatsSampler};
+use crate::http::{self, AppState, Policy, SignalingCounters, StatsSampler};
 use crate::net::{self, bind_reuseport};
 use crate::sfu::PeerSetup;
 use crate::shard::{self, Control, Shard, ShardHandle};
@@ -73,6 +73,7 @@ impl Server {
             sockets.push(socket);
         }
         let candidates = candidates(udp_addr, &config.public_ip)?;
+        let policy = Arc::new(Policy::from_config(config).map_err(StartError::Config)?);
 
         let mut datapaths = Vec::with_capacity(shard_count);
         for socket in sockets {
@@ -88,7 +89,7 @@ impl Server {
             .map(|d| shard::channel(config.shard_queue, d.waker()))
             .unzip();
         let shards: Arc<[ShardHandle]> = handles.into();
-        let directory = Arc::new(Directory::new());
+        let directory = Arc::new(Directory::with_max_sessions(config.max_sessions));
 
         let mut shard_threads = Vec::with_capacity(shard_count);
         for (index, (datapath, inbox)) in datapaths.into_iter().zip(inboxes).enumerate() {
@@ -138,6 +139,8 @@ impl Server {
             io_names: io_names.clone(),
             sampler: Arc::new(StatsSampler::default()),
             started: Instant::now(),
+            policy,
+            counters: Arc::new(SignalingCounters::default()),
         };
         let connect_timeout = config.connect_timeout;
         let (http_stop, stopped) = oneshot::channel::<()>();
@@ -254,6 +257,8 @@ fn run_http(
         };
         http::spawn_background_tasks(&state, connect_timeout);
         let app = http::router(state);
+        // The peer address feeds the per-IP rate limit.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async {
             let _ = stopped.await;
         });

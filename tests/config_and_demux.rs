@@ -32,6 +32,16 @@ fn help_lists_every_option_with_its_default() {
         "--keyframe-interval",
         "--shard-queue",
         "--socket-buffer",
+        "--max-sessions",
+        "--rate-limit",
+        "--rate-burst",
+        "--auth-key",
+        "--bearer-token",
+        "--ice-server",
+        "--ice-username",
+        "--ice-credential",
+        "--turn-secret",
+        "--turn-ttl",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }
@@ -41,6 +51,9 @@ fn help_lists_every_option_with_its_default() {
         "[default: auto]",
         "[default: 15s]",
         "[default: 500ms]",
+        "[default: 10000]",
+        "[default: 24h]",
+        "[default: 20]",
     ] {
         assert!(help.contains(default), "--help shows {default}");
     }
@@ -48,6 +61,17 @@ fn help_lists_every_option_with_its_default() {
         help.contains("URINGCAST_HTTP_ADDR") && help.contains("URINGCAST_UDP_ADDR"),
         "env names shown"
     );
+    for env in [
+        "URINGCAST_MAX_SESSIONS",
+        "URINGCAST_RATE_LIMIT",
+        "URINGCAST_AUTH_KEY",
+        "URINGCAST_BEARER_TOKEN",
+        "URINGCAST_ICE_SERVER",
+        "URINGCAST_TURN_SECRET",
+        "URINGCAST_TURN_TTL",
+    ] {
+        assert!(help.contains(env), "--help names {env}");
+    }
 }
 
 #[test]

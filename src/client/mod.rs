@@ -4,8 +4,10 @@
 //! accounts for every packet. The integration tests drive the server with it;
 //! the load tool grows from it.
 
+pub mod driver;
 pub mod payload;
 pub mod report;
+pub mod signaling;
 pub mod swarm;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -13,7 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -22,6 +23,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
 
 use payload::{Kind, Trailer};
 use report::{TrackCounter, TrackSummary};
+pub use signaling::{Candidates, Signaling};
 
 /// Why a client could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,8 @@ pub struct ClientOptions {
     /// what comes back from it as coming from the server: a relay standing in
     /// for a NAT in tests.
     pub via: Option<SocketAddr>,
+    /// Token, trickle, and the quirks of real clients to imitate.
+    pub signaling: Signaling,
 }
 
 impl Default for ClientOptions {
@@ -81,6 +85,7 @@ impl Default for ClientOptions {
             tag: 1,
             keyframe_interval: Duration::from_secs(2),
             via: None,
+            signaling: Signaling::default(),
         }
     }
 }
@@ -132,6 +137,14 @@ pub struct Client {
     server: Option<SocketAddr>,
     /// The server closed DTLS (close_notify).
     closed_by_server: bool,
+    /// The session's ETag (changes at an ICE restart).
+    etag: Option<String>,
+    /// The server's SDP (answer), with the ICE credentials of the current session.
+    remote_sdp: String,
+    /// The server's current ICE password.
+    remote_pwd: String,
+    /// Binding requests sent without PRIORITY (FFmpeg imitation).
+    stun_rewritten: u64,
     buf: Vec<u8>,
 }
 
@@ -196,9 +209,19 @@ impl Client {
             ClientRole::Watch => "whep",
         };
         let url = format!("{}/{path}/{room}", base.trim_end_matches('/'));
-        let (answer, location) = post_offer(&agent, &url, &offer.to_sdp_string())?;
-        let session_url = resolve(base, &location);
-        accept(&mut rtc, pending, &answer)?;
+        let endpoint = signaling::Endpoint {
+            agent: &agent,
+            base,
+            url: &url,
+        };
+        let negotiated = signaling::negotiate(
+            endpoint,
+            role,
+            &options.signaling,
+            &mut rtc,
+            pending,
+            &offer.to_sdp_string(),
+        )?;
 
         let pt_of = |rtc: &Rtc, codec: Codec| {
             rtc.codec_config()
@@ -230,7 +253,7 @@ impl Client {
             socket,
             local,
             agent,
-            session_url,
+            session_url: negotiated.session_url,
             started: now,
             connected_at: None,
             first_media_at: None,
@@ -242,6 +265,10 @@ impl Client {
             keyframes_received: 0,
             server: None,
             closed_by_server: false,
+            etag: negotiated.etag,
+            remote_pwd: signaling::ice_pwd(&negotiated.remote_sdp),
+            remote_sdp: negotiated.remote_sdp,
+            stun_rewritten: 0,
             buf: vec![0; 2048],
         })
     }
@@ -305,24 +332,11 @@ impl Client {
                 .saturating_duration_since(Instant::now())
                 .clamp(Duration::from_micros(500), Duration::from_millis(50));
             self.socket.set_read_timeout(Some(wait))?;
-            let input = match self.socket.recv_from(&mut self.buf) {
+            let received = self.socket.recv_from(&mut self.buf);
+            let input = match received {
                 Ok((n, source)) => {
-                    let Ok(contents) = self.buf[..n].try_into() else {
-                        continue;
-                    };
-                    let source = match (self.options.via, self.server) {
-                        (Some(via), Some(server)) if source == via => server,
-                        _ => source,
-                    };
-                    Input::Receive(
-                        Instant::now(),
-                        Receive {
-                            proto: Protocol::Udp,
-                            source,
-                            destination: self.local,
-                            contents,
-                        },
-                    )
+                    self.feed(n, source)?;
+                    continue;
                 }
                 // ICMP port unreachable (the server went away) is like a lost
                 // packet to a UDP client, not an error of ours.
@@ -344,15 +358,7 @@ impl Client {
 
     /// Ends the session with `DELETE`; returns the HTTP status.
     pub fn delete(&self) -> Result<u16, ClientError> {
-        let response =
-            self.agent
-                .delete(&self.session_url)
-                .call()
-                .map_err(|e| ClientError::Transport {
-                    url: self.session_url.clone(),
-                    reason: e.to_string(),
-                })?;
-        Ok(response.status().as_u16())
+        self.delete_session()
     }
 
     /// Everything measured so far.
@@ -372,6 +378,34 @@ impl Client {
         }
     }
 
+    /// Feeds the `n` bytes just received into `buf` from `source`, then
+    /// drains. Bytes that are no WebRTC datagram are ignored, like a network
+    /// stack would.
+    fn feed(&mut self, n: usize, source: SocketAddr) -> Result<(), ClientError> {
+        let Some(data) = self.buf.get(..n) else {
+            return Ok(());
+        };
+        let Ok(contents) = data.try_into() else {
+            return Ok(());
+        };
+        let source = match (self.options.via, self.server) {
+            (Some(via), Some(server)) if source == via => server,
+            _ => source,
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        self.rtc.handle_input(input)?;
+        self.drain()?;
+        Ok(())
+    }
+
     /// Drains str0m: sends transmits, handles events; returns its next timeout.
     fn drain(&mut self) -> Result<Instant, ClientError> {
         loop {
@@ -381,7 +415,15 @@ impl Client {
                     // A full socket buffer loses this datagram like a network would.
                     self.server = Some(t.destination);
                     let to = self.options.via.unwrap_or(t.destination);
-                    let _ = self.socket.send_to(&t.contents, to);
+                    let rewritten = if self.options.signaling.stun_without_priority {
+                        signaling::without_priority(&t.contents, &self.remote_pwd)
+                    } else {
+                        None
+                    };
+                    self.stun_rewritten += u64::from(rewritten.is_some());
+                    let _ = self
+                        .socket
+                        .send_to(rewritten.as_deref().unwrap_or(&t.contents), to);
                 }
                 Output::Event(event) => self.on_event(event),
             }
@@ -534,44 +576,6 @@ impl Client {
 /// the payload header's P bit (bit 0) is 0 for a key frame.
 fn is_vp8_keyframe_start(payload: &[u8]) -> bool {
     payload.first().is_some_and(|b| b & 0x10 != 0) && payload.get(4).is_some_and(|b| b & 0x01 == 0)
-}
-
-fn post_offer(
-    agent: &ureq::Agent,
-    url: &str,
-    offer: &str,
-) -> Result<(String, String), ClientError> {
-    let transport = |e: ureq::Error| ClientError::Transport {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    };
-    let mut response = agent
-        .post(url)
-        .header("Content-Type", "application/sdp")
-        .send(offer)
-        .map_err(transport)?;
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = response.body_mut().read_to_string().map_err(transport)?;
-    match (status, location) {
-        (201, Some(location)) => Ok((body, location)),
-        (201, None) => Err(ClientError::Sdp("201 without a Location header".into())),
-        _ => Err(ClientError::Status {
-            url: url.to_owned(),
-            status,
-            body,
-        }),
-    }
-}
-
-fn accept(rtc: &mut Rtc, pending: SdpPendingOffer, answer: &str) -> Result<(), ClientError> {
-    let answer = SdpAnswer::from_sdp_string(answer).map_err(|e| ClientError::Sdp(e.to_string()))?;
-    rtc.sdp_api().accept_answer(pending, answer)?;
-    Ok(())
 }
 
 /// Resolves a `Location` that may be relative to `base`'s origin.

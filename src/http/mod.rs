@@ -1,29 +1,113 @@
-//! The HTTP endpoint (axum): WHIP and WHEP session creation and deletion,
-//! CORS, `/v1/stats`, and the demo pages with the browser client. Runs on
+//! The HTTP endpoint (axum): WHIP and WHEP session creation, trickle and
+//! ICE restart (`PATCH`), deletion, CORS, tokens, ICE server links, rate
+//! limits, `/v1/stats`, and the demo pages with the browser client. Runs on
 //! the signaling thread's tokio runtime; talks to shards only through the
 //! directory and their command queues.
 
+mod auth;
 mod demo;
+mod ice_servers;
+mod limits;
+mod patch;
 mod problem;
 mod session;
 mod stats;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use serde::Serialize;
 use tower_http::cors::{Any, CorsLayer};
 
+pub use auth::{Access, Auth, Grant};
+pub use ice_servers::{IceServers, turn_rest_credential};
+pub use limits::RateLimit;
 pub use problem::Problem;
 pub use stats::{StatsSampler, spawn_background_tasks};
 
+use crate::config::Config;
 use crate::directory::Directory;
 use crate::sfu::PeerSetup;
 use crate::shard::ShardHandle;
+
+/// Who may do what, what clients are told about ICE servers, and how fast
+/// they may ask: everything configured about requests rather than media.
+#[derive(Debug)]
+pub struct Policy {
+    pub auth: Option<Auth>,
+    pub ice_servers: IceServers,
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Policy {
+    /// From the command line; an error names the bad option.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        Ok(Self {
+            auth: Auth::from_config(config.auth_key.as_deref(), config.bearer_token.as_deref())?,
+            ice_servers: IceServers::from_config(
+                &config.ice_servers,
+                config.ice_username.as_deref(),
+                config.ice_credential.as_deref(),
+                config.turn_secret.as_deref(),
+                config.turn_ttl,
+            )?,
+            rate_limit: RateLimit::new(config.rate_limit, config.rate_burst),
+        })
+    }
+
+    /// No auth, no ICE servers, no rate limit.
+    pub fn open() -> Self {
+        Self {
+            auth: None,
+            ice_servers: IceServers::none(),
+            rate_limit: None,
+        }
+    }
+
+    /// What the request's token grants: everything when auth is off (any
+    /// `Authorization` header, `Bearer undefined` included, is ignored).
+    pub fn authenticate(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Grant, Problem> {
+        match &self.auth {
+            None => Ok(Grant::all()),
+            Some(auth) => auth.authenticate(headers, query),
+        }
+    }
+}
+
+/// Signaling counters, shown under `signaling` in `/v1/stats`.
+#[derive(Debug, Default, Serialize)]
+pub struct SignalingCounters {
+    /// PATCHes that added candidates (204).
+    pub trickles: AtomicU64,
+    /// PATCHes that restarted ICE (200).
+    pub ice_restarts: AtomicU64,
+    /// Remote candidates handed to peers.
+    pub candidates_added: AtomicU64,
+    /// Remote candidates skipped (mDNS, TCP, RTCP component, port 0, over the limit).
+    pub candidates_skipped: AtomicU64,
+    /// Requests refused with 401 or 403.
+    pub auth_refused: AtomicU64,
+    /// Requests refused with 429.
+    pub rate_limited: AtomicU64,
+    /// POSTs refused with 503 (at `--max-sessions`).
+    pub full: AtomicU64,
+}
+
+impl SignalingCounters {
+    pub fn count(&self, counter: &AtomicU64) {
+        self.add(counter, 1);
+    }
+
+    pub fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -35,6 +119,28 @@ pub struct AppState {
     pub io_names: Arc<[&'static str]>,
     pub sampler: Arc<StatsSampler>,
     pub started: std::time::Instant,
+    pub policy: Arc<Policy>,
+    pub counters: Arc<SignalingCounters>,
+}
+
+impl AppState {
+    /// Checks the request's token for `access` in `room`: 401 or 403 (counted).
+    pub fn authorize(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        room: &str,
+        access: Access,
+    ) -> Result<(), Problem> {
+        let result = self
+            .policy
+            .authenticate(headers, query)
+            .and_then(|grant| grant.permit(room, access));
+        if result.is_err() {
+            self.counters.count(&self.counters.auth_refused);
+        }
+        result
+    }
 }
 
 /// The axum router with every route and the CORS layer.
@@ -60,32 +166,87 @@ pub fn router(state: AppState) -> Router {
             header::ETAG,
             header::LINK,
             header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
             HeaderName::from_static("accept-post"),
         ]);
     Router::new()
         .merge(demo::routes())
-        .route("/whip/{room}", post(session::publish))
-        .route("/whep/{room}", post(session::watch))
-        .route("/session/{id}", delete(session::delete))
+        // `get` answers HEAD too (without the body).
+        .route(
+            "/whip/{room}",
+            post(session::publish).get(session::whip_endpoint),
+        )
+        .route(
+            "/whep/{room}",
+            post(session::watch).get(session::whep_endpoint),
+        )
+        .route("/session/{id}", delete(session::delete).patch(patch::patch))
         .route("/v1/stats", get(stats::stats))
         .fallback(not_found)
+        // Inside CORS, so a page can read a 429.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::rate_limit,
+        ))
         .layer(cors)
-        .layer(middleware::from_fn(accept_post))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            options_headers,
+        ))
         .with_state(state)
 }
 
 /// Every `OPTIONS` answer (the CORS layer answers them all, preflight or
-/// not) advertises what POST takes.
-async fn accept_post(request: Request, next: Next) -> Response {
+/// not) advertises what POST takes. One that is not a CORS preflight, on a
+/// WHIP/WHEP endpoint, also lists the ICE servers (WHIP §4.6) — when auth
+/// is on, only if it carries a token for that endpoint (the links may hold
+/// TURN credentials). A preflight never gets them and never needs a token.
+async fn options_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let is_options = request.method() == Method::OPTIONS;
+    let preflight = request
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut links = Vec::new();
+    if is_options
+        && !preflight
+        && !state.policy.ice_servers.is_empty()
+        && let Some((room, access)) = endpoint_of(request.uri().path())
+    {
+        let allowed = state
+            .policy
+            .authenticate(request.headers(), request.uri().query())
+            .and_then(|grant| grant.permit(room, access))
+            .is_ok();
+        if allowed {
+            links = state
+                .policy
+                .ice_servers
+                .links(room, std::time::SystemTime::now());
+        }
+    }
     let mut response = next.run(request).await;
     if is_options {
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             HeaderName::from_static("accept-post"),
             HeaderValue::from_static("application/sdp"),
         );
+        for link in links {
+            headers.append(header::LINK, link);
+        }
     }
     response
+}
+
+/// `/whip/{room}` or `/whep/{room}` → the room and what the endpoint does.
+fn endpoint_of(path: &str) -> Option<(&str, Access)> {
+    let (kind, room) = path.strip_prefix('/')?.split_once('/')?;
+    let access = match kind {
+        "whip" => Access::Publish,
+        "whep" => Access::Watch,
+        _ => return None,
+    };
+    (!room.is_empty() && !room.contains('/')).then_some((room, access))
 }
 
 async fn not_found() -> Response {

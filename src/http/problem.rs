@@ -2,7 +2,7 @@
 //! is a 4xx with a `detail` saying what was wrong; nothing a client sends
 //! produces a 5xx.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -11,8 +11,10 @@ use serde::Serialize;
 pub struct Problem {
     pub status: StatusCode,
     pub detail: String,
-    /// Seconds for a `Retry-After` header (409 while nothing is published, 503).
+    /// Seconds for a `Retry-After` header (409 while nothing is published, 429, 503).
     pub retry_after: Option<u32>,
+    /// More headers (`WWW-Authenticate` on a 401 or 403).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize)]
@@ -30,7 +32,13 @@ impl Problem {
             status,
             detail: detail.into(),
             retry_after: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     pub fn retry_after(mut self, seconds: u32) -> Self {
@@ -56,6 +64,9 @@ impl IntoResponse for Problem {
         );
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        for (name, value) in self.headers {
+            headers.append(name, value);
         }
         response
     }

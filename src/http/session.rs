@@ -1,16 +1,18 @@
 //! WHIP (`POST /whip/{room}`) and WHEP (`POST /whep/{room}`) session
-//! creation, and `DELETE /session/{id}`. A POST validates the request, lets
-//! the sfu build the peer and its answer, and parks the peer in the directory
-//! until its first STUN reaches a shard.
+//! creation, `GET`/`HEAD` on those endpoints, and `DELETE /session/{id}`.
+//! A POST checks the token and the session limit, validates the request,
+//! lets the sfu build the peer and its answer, and parks the peer in the
+//! directory until its first STUN reaches a shard.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::auth::Access;
 use super::problem::Problem;
 use crate::directory::{InsertError, Place};
 use crate::sfu::{OfferError, Role, SessionId, accept_offer};
@@ -19,35 +21,57 @@ use crate::shard::Control;
 /// Seconds a client is told to wait before retrying a 409.
 const RETRY_SECONDS: u32 = 2;
 
+/// Seconds a client is told to wait before retrying a 503 (server full).
+const FULL_RETRY_SECONDS: u32 = 10;
+
 /// The longest room name accepted.
 const MAX_ROOM_NAME: usize = 64;
 
 pub async fn publish(
     state: State<AppState>,
     room: Path<String>,
+    query: RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    create(state, room, headers, body, Role::Publisher).await
+    create(state, room, query, headers, body, Role::Publisher).await
 }
 
 pub async fn watch(
     state: State<AppState>,
     room: Path<String>,
+    query: RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    create(state, room, headers, body, Role::Viewer).await
+    create(state, room, query, headers, body, Role::Viewer).await
+}
+
+/// `GET`/`HEAD /whip/{room}`: 204, no body (WHIP §4.2 asks only for a 2xx).
+pub async fn whip_endpoint() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET`/`HEAD /whep/{room}`: 200 with `Content-Type: application/sdp` and
+/// no body (the WHEP draft's HEAD).
+pub async fn whep_endpoint() -> Response {
+    let mut response = StatusCode::OK.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    response
 }
 
 async fn create(
     State(state): State<AppState>,
     Path(room): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
     role: Role,
 ) -> Response {
-    match create_session(&state, &room, &headers, body, role).await {
+    match create_session(&state, &room, query.as_deref(), &headers, body, role).await {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     }
@@ -56,11 +80,16 @@ async fn create(
 async fn create_session(
     state: &AppState,
     room: &str,
+    query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
     role: Role,
 ) -> Result<Response, Problem> {
     check_room_name(room)?;
+    state.authorize(headers, query, room, Access::from(role))?;
+    if state.directory.is_full() {
+        return Err(full(state));
+    }
     let offer = read_sdp(headers, body, state.max_body).await?;
     let publisher = state.directory.publisher_media(room);
     match (role, &publisher) {
@@ -107,12 +136,13 @@ async fn create_session(
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }
     })?;
-    let etag = format!("\"{}\"", peer.ufrag());
+    let etag = peer.etag();
     let id = state.directory.insert(peer, now).map_err(|e| match e {
         InsertError::RoomHasPublisher(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
         InsertError::RoomHasNoPublisher(_) => {
             Problem::new(StatusCode::CONFLICT, e.to_string()).retry_after(RETRY_SECONDS)
         }
+        InsertError::Full(_) => full(state),
     })?;
     tracing::info!(session = ?id, ?role, room, "session created");
     let mut response = (StatusCode::CREATED, answer).into_response();
@@ -127,14 +157,58 @@ async fn create_session(
     if let Ok(etag) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, etag);
     }
+    for link in state.policy.ice_servers.links(room, SystemTime::now()) {
+        headers.append(header::LINK, link);
+    }
     Ok(response)
 }
 
+/// 503 + `Retry-After` (counted): the server is at `--max-sessions`.
+fn full(state: &AppState) -> Problem {
+    state.counters.count(&state.counters.full);
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the server is at its limit of {} sessions",
+            state.directory.max_sessions()
+        ),
+    )
+    .retry_after(FULL_RETRY_SECONDS)
+}
+
+/// The session a `/session/{id}` request names, once its token is checked:
+/// 401 (no or bad token) before 404 (unknown), then 403 (a token for
+/// another room or role). Auth on DELETE and PATCH follows the same rules as
+/// the POST that made the session.
+pub(super) fn authorized_session(
+    state: &AppState,
+    id: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<SessionId, Problem> {
+    let grant = state.policy.authenticate(headers, query).inspect_err(|_| {
+        state.counters.count(&state.counters.auth_refused);
+    })?;
+    let not_found = || Problem::new(StatusCode::NOT_FOUND, "no such session");
+    let id = SessionId::parse(id).ok_or_else(not_found)?;
+    let info = state.directory.session_info(id).ok_or_else(not_found)?;
+    grant
+        .permit(&info.room, Access::from(info.role))
+        .inspect_err(|_| state.counters.count(&state.counters.auth_refused))?;
+    Ok(id)
+}
+
 /// `DELETE /session/{id}`: 200, then 404 for a session that is gone.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "no such session").into_response();
-    let Some(id) = SessionId::parse(&id) else {
-        return not_found();
+    let id = match authorized_session(&state, &id, query.as_deref(), &headers) {
+        Ok(id) => id,
+        Err(problem) => return problem.into_response(),
     };
     match state.directory.remove(id) {
         None => not_found(),
@@ -169,21 +243,46 @@ fn check_room_name(room: &str) -> Result<(), Problem> {
 /// The request's SDP: `Content-Type: application/sdp` (parameters allowed),
 /// at most `limit` bytes, UTF-8.
 async fn read_sdp(headers: &HeaderMap, body: Body, limit: usize) -> Result<String, Problem> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = content_type.split(';').next().unwrap_or("").trim();
-    if !mime.eq_ignore_ascii_case("application/sdp") {
+    if media_type(headers).as_deref() != Some("application/sdp") {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Type must be application/sdp, not {content_type:?}"),
+            format!(
+                "Content-Type must be application/sdp, not {:?}",
+                content_type(headers)
+            ),
         ));
     }
+    let bytes = read_limited(headers, body, limit, "SDP").await?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "the SDP is not UTF-8"))
+}
+
+/// The `Content-Type` header as sent ("" when absent).
+pub(super) fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The media type of `Content-Type`, lowercase, without parameters.
+pub(super) fn media_type(headers: &HeaderMap) -> Option<String> {
+    let mime = content_type(headers).split(';').next()?.trim();
+    (!mime.is_empty()).then(|| mime.to_ascii_lowercase())
+}
+
+/// The body, at most `limit` bytes (413 above, before reading it all when
+/// `Content-Length` says so).
+pub(super) async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    what: &str,
+) -> Result<bytes::Bytes, Problem> {
     let too_large = || {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the SDP is larger than {limit} bytes"),
+            format!("the {what} is larger than {limit} bytes"),
         )
     };
     let declared = headers
@@ -193,7 +292,5 @@ async fn read_sdp(headers: &HeaderMap, body: Body, limit: usize) -> Result<Strin
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bytes = to_bytes(body, limit).await.map_err(|_| too_large())?;
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "the SDP is not UTF-8"))
+    to_bytes(body, limit).await.map_err(|_| too_large())
 }

@@ -94,6 +94,7 @@ pub(super) struct StatsOut {
     sessions: usize,
     rooms: Vec<RoomStats>,
     shards: Vec<ShardStatsOut>,
+    signaling: serde_json::Value,
 }
 
 pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
@@ -129,5 +130,6 @@ pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
         sessions: state.directory.session_count(),
         rooms,
         shards,
+        signaling: serde_json::to_value(&*state.counters).unwrap_or_default(),
     })
 }

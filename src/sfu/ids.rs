@@ -71,6 +71,13 @@ pub fn random_token(len: usize) -> String {
     out
 }
 
+/// A random `u64` from the OS CSPRNG (ICE tiebreakers).
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    fill_random(&mut bytes);
+    u64::from_ne_bytes(bytes)
+}
+
 fn fill_random(buf: &mut [u8]) {
     // The OS CSPRNG failing is not something a server can recover from: every
     // credential it would hand out would be guessable.

@@ -6,6 +6,8 @@
 //! needs time takes `now: Instant`, every datagram comes in as a slice and goes
 //! out as a [`str0m::net::Transmit`] in [`Outputs`]. The shard drives it.
 
+#[cfg(test)]
+mod ice_tests;
 mod ids;
 mod keyframe;
 mod offer;
@@ -19,13 +21,20 @@ pub mod room_limits {
 mod router;
 pub mod sdp;
 pub mod sim;
+mod stun_repair;
 #[cfg(test)]
 mod tests;
+mod trickle;
 
-pub use ids::{Role, SessionId, UFRAG_LEN, random_token};
+pub use ids::{Role, SessionId, UFRAG_LEN, random_token, random_u64};
 pub use keyframe::KeyframeThrottle;
 pub use offer::{OfferError, PeerSetup, accept_offer};
 pub use peer::{CloseReason, Forwarded, Outputs, Peer, PeerEvent};
 pub use rewrite::{Rewriter, Rewritten};
 pub use room::{PublishedMedia, PublishedTrack, RoomShared};
 pub use router::Router;
+pub use stun_repair::{
+    ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, Repair,
+    hmac_sha1, rebuild_binding_request, repair_binding_request,
+};
+pub use trickle::{IcePatch, IfMatch, MAX_REMOTE_CANDIDATES, PatchError, PatchOutcome};

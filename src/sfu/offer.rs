@@ -56,14 +56,20 @@ pub fn accept_offer(
     let parsed =
         SdpOffer::from_sdp_string(offer).map_err(|e| OfferError::Malformed(e.to_string()))?;
 
-    let ufrag = random_token(super::UFRAG_LEN);
+    // The client's credentials, before str0m takes the offer (a PATCH that
+    // names others is an ICE restart).
+    let remote_ice = parsed
+        .session
+        .ice_creds()
+        .or_else(|| parsed.media_lines.iter().find_map(|m| m.ice_creds()));
+    let local_ice = IceCreds {
+        ufrag: random_token(super::UFRAG_LEN),
+        pass: random_token(32),
+    };
     let mut rtc = Rtc::builder()
         .set_rtp_mode(true)
         .set_ice_lite(true)
-        .set_local_ice_credentials(IceCreds {
-            ufrag: ufrag.clone(),
-            pass: random_token(32),
-        })
+        .set_local_ice_credentials(local_ice.clone())
         .build(now);
     for addr in &setup.candidates {
         let candidate = Candidate::host(*addr, "udp")
@@ -92,7 +98,8 @@ pub fn accept_offer(
         SessionId::random(),
         role,
         placeholder,
-        ufrag,
+        local_ice,
+        remote_ice,
         rtc,
         side,
         timeouts,

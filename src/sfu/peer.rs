@@ -16,13 +16,15 @@ use std::time::{Duration, Instant};
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
-use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
+use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcError};
 use tracing::{debug, warn};
 
 use super::keyframe::KeyframeThrottle;
 use super::rewrite::Rewriter;
 use super::room::{PublishedMedia, RoomShared};
-use super::{Role, SessionId};
+use super::stun_repair::{Repair, repair_binding_request};
+use super::trickle::{IcePatch, MAX_REMOTE_CANDIDATES, PatchError, PatchOutcome};
+use super::{Role, SessionId, UFRAG_LEN, random_token, random_u64};
 
 /// Why a peer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -150,6 +152,14 @@ pub struct Peer {
     role: Role,
     room: Arc<RoomShared>,
     ufrag: String,
+    /// Our ICE password (checks MESSAGE-INTEGRITY of requests we repair).
+    pwd: String,
+    /// The client's current ICE credentials (a PATCH naming others restarts ICE).
+    remote_ice: Option<IceCreds>,
+    /// Remote candidates trickled into the current ICE session.
+    remote_candidates: usize,
+    /// ICE-CONTROLLING tiebreaker for repaired requests.
+    tiebreaker: u64,
     rtc: Rtc,
     side: Side,
     timeouts: Timeouts,
@@ -168,7 +178,8 @@ impl Peer {
         id: SessionId,
         role: Role,
         room: Arc<RoomShared>,
-        ufrag: String,
+        local_ice: IceCreds,
+        remote_ice: Option<IceCreds>,
         rtc: Rtc,
         side: Side,
         timeouts: Timeouts,
@@ -178,7 +189,11 @@ impl Peer {
             id,
             role,
             room,
-            ufrag,
+            ufrag: local_ice.ufrag,
+            pwd: local_ice.pass,
+            remote_ice,
+            remote_candidates: 0,
+            tiebreaker: random_u64(),
             rtc,
             side,
             timeouts,
@@ -213,6 +228,12 @@ impl Peer {
     /// Our ICE ufrag: the first half of USERNAME in the STUN this peer sends.
     pub fn ufrag(&self) -> &str {
         &self.ufrag
+    }
+
+    /// The session's strong ETag: our current ICE ufrag, quoted. It changes
+    /// exactly when the ICE session does (a restart).
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.ufrag)
     }
 
     pub fn is_connected(&self) -> bool {
@@ -263,12 +284,28 @@ impl Peer {
         data: &[u8],
         out: &mut Outputs,
     ) -> bool {
+        let is_stun = crate::wire::classify(data) == crate::wire::PacketClass::Stun;
+        // A Binding request without PRIORITY (FFmpeg) is rebuilt with one
+        // if, and only if, its MESSAGE-INTEGRITY verifies with our password.
+        let repaired;
+        let data = match is_stun
+            .then(|| repair_binding_request(data, self.pwd.as_bytes(), self.tiebreaker))
+        {
+            Some(Repair::Repaired(fixed)) => {
+                repaired = fixed;
+                &repaired[..]
+            }
+            Some(Repair::Rejected) => {
+                out.dropped += 1;
+                return false;
+            }
+            Some(Repair::NotNeeded) | None => data,
+        };
         let Ok(contents) = data.try_into() else {
             // Not STUN, DTLS, RTP or RTCP: nothing str0m can use.
             out.dropped += 1;
             return false;
         };
-        let is_stun = crate::wire::classify(data) == crate::wire::PacketClass::Stun;
         let before = out.transmits.len();
         let input = Input::Receive(
             now,
@@ -432,6 +469,111 @@ impl Peer {
         if std::mem::take(&mut self.unflushed) {
             self.guarded(now, out, |rtc, now| rtc.handle_input(Input::Timeout(now)));
         }
+    }
+
+    /// Applies a WHIP/WHEP `PATCH` (see [`super::trickle`]): checks
+    /// `If-Match` against [`Peer::etag`], then either adds the trickled
+    /// candidates, or — when the fragment names ICE credentials other than
+    /// the client's current ones — restarts ICE: new local credentials from
+    /// the OS CSPRNG, the client's new ones, then its candidates. Nothing
+    /// changes when it returns an error, so a refused restart leaves the
+    /// current ICE session running.
+    ///
+    /// The restart swaps the credentials in place (str0m's direct API) and
+    /// keeps the candidate pairs: the connection carries on over the pair it
+    /// has while the client checks with the new credentials, and a check
+    /// from a new address becomes a new (peer-reflexive) pair as usual.
+    pub fn apply_patch(
+        &mut self,
+        now: Instant,
+        patch: IcePatch,
+        out: &mut Outputs,
+    ) -> Result<PatchOutcome, PatchError> {
+        if self.closed.is_some() {
+            return Err(PatchError::Closed);
+        }
+        let current = self.etag();
+        if !patch.if_match.matches(&current) {
+            return Err(PatchError::PreconditionFailed { current });
+        }
+        let restart = match (patch.remote, &self.remote_ice) {
+            (Some(new), Some(old)) if new.ufrag == old.ufrag => {
+                if new.pass != old.pass {
+                    return Err(PatchError::Invalid(
+                        "ice-pwd changed but ice-ufrag did not; an ICE restart changes both".into(),
+                    ));
+                }
+                None
+            }
+            (new, _) => new,
+        };
+        let mut skipped = patch.skipped;
+        let Some(remote) = restart else {
+            let added = self.add_remote_candidates(now, patch.candidates, &mut skipped, out);
+            if self.closed.is_some() {
+                return Err(PatchError::Closed);
+            }
+            return Ok(PatchOutcome::Trickled { added, skipped });
+        };
+        let local = IceCreds {
+            ufrag: random_token(UFRAG_LEN),
+            pass: random_token(32),
+        };
+        let (new_local, new_remote) = (local.clone(), remote.clone());
+        self.guarded(now, out, |rtc, _| {
+            let mut api = rtc.direct_api();
+            api.set_local_ice_credentials(new_local);
+            api.set_remote_ice_credentials(new_remote);
+            Ok(())
+        });
+        if self.closed.is_some() {
+            return Err(PatchError::Closed);
+        }
+        debug!(session = ?self.id, "ICE restart");
+        self.ufrag = local.ufrag;
+        self.pwd = local.pass;
+        self.remote_ice = Some(remote);
+        self.remote_candidates = 0;
+        let added = self.add_remote_candidates(now, patch.candidates, &mut skipped, out);
+        Ok(PatchOutcome::Restarted {
+            ufrag: self.ufrag.clone(),
+            pwd: self.pwd.clone(),
+            etag: self.etag(),
+            media: self.media_sections(),
+            added,
+            skipped,
+        })
+    }
+
+    /// The session's audio/video sections (kind, mid) in offer order.
+    fn media_sections(&self) -> Vec<(MediaKind, Mid)> {
+        match &self.side {
+            Side::Publisher(p) => p.media.tracks.iter().map(|t| (t.kind, t.mid)).collect(),
+            Side::Viewer(v) => v.tracks.iter().map(|t| (t.kind, t.mid)).collect(),
+        }
+    }
+
+    /// Adds up to the per-session limit of `candidates`; counts the rest in `skipped`.
+    fn add_remote_candidates(
+        &mut self,
+        now: Instant,
+        candidates: Vec<str0m::Candidate>,
+        skipped: &mut usize,
+        out: &mut Outputs,
+    ) -> usize {
+        let room = MAX_REMOTE_CANDIDATES.saturating_sub(self.remote_candidates);
+        let take = candidates.len().min(room);
+        *skipped += candidates.len() - take;
+        if take > 0 {
+            self.guarded(now, out, |rtc, _| {
+                for candidate in candidates.into_iter().take(take) {
+                    rtc.add_remote_candidate(candidate);
+                }
+                Ok(())
+            });
+            self.remote_candidates += take;
+        }
+        take
     }
 
     /// Ends the session: str0m sends RTCP BYE and DTLS close_notify.

@@ -21,12 +21,15 @@ use slab::Slab;
 use str0m::media::KeyframeRequestKind;
 use tracing::{debug, info};
 
-pub use msg::{Control, ShardHandle, ShardInbox, ShardMsg, channel};
+pub use msg::{Control, PatchReply, ShardHandle, ShardInbox, ShardMsg, channel};
 pub use stats::{ShardSnapshot, ShardStats};
 
 use crate::directory::{Claim, Directory};
 use crate::net::{Datapath, RecvMeta};
-use crate::sfu::{CloseReason, Forwarded, Outputs, Peer, PeerEvent, RoomShared, SessionId};
+use crate::sfu::{
+    CloseReason, Forwarded, IcePatch, Outputs, PatchError, PatchOutcome, Peer, PeerEvent,
+    RoomShared, SessionId,
+};
 use crate::wire;
 
 /// A peer's handle on its shard: slab index plus a generation, so a stale
@@ -174,6 +177,14 @@ impl Shard {
                     }
                     return false;
                 }
+                Control::Patch { id, patch, reply } => {
+                    let answer = match self.core.by_session.get(&id).copied() {
+                        Some(key) => PatchReply::Applied(self.core.patch(key, now, id, *patch)),
+                        None => PatchReply::NotHere,
+                    };
+                    // Signaling may have given up waiting; nothing to do then.
+                    let _ = reply.send(answer);
+                }
             }
         }
         true
@@ -310,6 +321,39 @@ impl Core {
                 ShardStats::add(&self.stats.drop_unknown_ufrag, 1)
             }
         }
+    }
+
+    /// Applies a PATCH to a local peer; after an ICE restart its new ufrag
+    /// routes here and through the directory, the old one nowhere.
+    fn patch(
+        &mut self,
+        key: PeerKey,
+        now: Instant,
+        id: SessionId,
+        patch: IcePatch,
+    ) -> Result<PatchOutcome, PatchError> {
+        let Some(old) = self.slot_mut(key).map(|s| s.peer.ufrag().to_owned()) else {
+            return Err(PatchError::Closed);
+        };
+        let mut result = Err(PatchError::Closed);
+        self.call(key, now, |peer, out| {
+            result = peer.apply_patch(now, patch, out);
+        });
+        match self.slot_mut(key).map(|s| s.peer.ufrag().to_owned()) {
+            Some(ufrag) if ufrag != old => {
+                self.by_ufrag.remove(&old);
+                self.directory.reindex_ufrag(id, &ufrag);
+                self.by_ufrag.insert(ufrag, key);
+            }
+            Some(_) => {}
+            // It ended meanwhile; `remove` forgot its current name, not the old.
+            None => {
+                if self.by_ufrag.get(&old) == Some(&key) {
+                    self.by_ufrag.remove(&old);
+                }
+            }
+        }
+        result
     }
 
     fn ufrag_is(&self, key: PeerKey, ufrag: &[u8]) -> bool {

@@ -9,7 +9,7 @@ use str0m::media::KeyframeRequestKind;
 
 use super::stats::ShardStats;
 use crate::net::{RecvMeta, Waker};
-use crate::sfu::{Forwarded, SessionId};
+use crate::sfu::{Forwarded, IcePatch, PatchError, PatchOutcome, SessionId};
 
 /// Shard to shard.
 #[derive(Debug)]
@@ -41,6 +41,22 @@ pub enum Control {
     Close(SessionId),
     /// Close every session and stop the loop.
     Shutdown,
+    /// A WHIP/WHEP `PATCH` (trickle or ICE restart) for a session placed on
+    /// this shard; the result goes back on `reply`.
+    Patch {
+        id: SessionId,
+        patch: Box<IcePatch>,
+        reply: tokio::sync::oneshot::Sender<PatchReply>,
+    },
+}
+
+/// A shard's answer to [`Control::Patch`].
+#[derive(Debug)]
+pub enum PatchReply {
+    /// The peer took the patch, or refused it.
+    Applied(Result<PatchOutcome, PatchError>),
+    /// The session is not (or no longer) on this shard.
+    NotHere,
 }
 
 /// What other threads hold to reach one shard.

@@ -7,7 +7,9 @@
 //! - [`StunView`]: a checked view over one STUN message, and the demux fast path
 //!   [`binding_request_local_ufrag`] that finds our ICE ufrag in a Binding request;
 //! - [`RtpHeader`]: the fixed RTP header, CSRC list, extension and padding lengths;
-//! - [`rtcp_packets`]: an iterator over the sub-packets of a compound RTCP packet.
+//! - [`rtcp_packets`]: an iterator over the sub-packets of a compound RTCP packet;
+//! - [`SdpFrag`]: a checked view over a trickle-ice-sdpfrag body (RFC 8840), the
+//!   one text format here: a WHIP/WHEP PATCH carries it.
 //!
 //! Rules for everything below: input is `&[u8]` from the network, so no function
 //! here may panic on any input, allocate, read a clock or do I/O. Lengths are
@@ -22,6 +24,7 @@
 mod classify;
 mod rtcp;
 mod rtp;
+mod sdpfrag;
 mod stun;
 
 #[cfg(test)]
@@ -33,6 +36,9 @@ pub use rtcp::{
     RtcpIter, is_keyframe_request, rtcp_packets,
 };
 pub use rtp::{RtpError, RtpHeader};
+pub use sdpfrag::{
+    CandidateAddress, CandidateAttr, IceCredentials, MAX_CANDIDATES, SdpFrag, SdpFragError,
+};
 pub use stun::{
     ATTR_USERNAME, MAX_UFRAG_LEN, METHOD_BINDING, StunAttributes, StunClass, StunError, StunView,
     binding_request_local_ufrag, is_binding_request,

@@ -79,6 +79,11 @@ impl ServerProc {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("child").id()
+    }
+
     /// `GET /v1/stats` as JSON.
     pub fn stats(&self) -> serde_json::Value {
         let body = ureq::get(format!("{}/v1/stats", self.base))
@@ -353,4 +358,56 @@ pub fn shard_of(server: &ServerProc, socket: &std::net::UdpSocket) -> usize {
         assert!(Instant::now() < deadline, "the junk datagram was counted");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Raw HTTP with extra request headers: method, path, headers, body (sent
+/// for POST and PATCH) → (status, headers, body).
+pub fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{base}{path}");
+    macro_rules! with_headers {
+        ($builder:expr) => {{
+            let mut builder = $builder;
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            builder
+        }};
+    }
+    let result = match method {
+        "POST" => with_headers!(agent.post(&url)).send(body),
+        "PATCH" => with_headers!(agent.patch(&url)).send(body),
+        "DELETE" => with_headers!(agent.delete(&url)).call(),
+        "GET" => with_headers!(agent.get(&url)).call(),
+        "HEAD" => with_headers!(agent.head(&url)).call(),
+        "OPTIONS" => with_headers!(agent.options(&url)).call(),
+        other => panic!("unsupported method {other}"),
+    };
+    let mut response = result.expect("HTTP round trip");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    (status, headers, body)
+}
+
+/// Every value of header `name` (case-insensitive).
+pub fn headers_named<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
