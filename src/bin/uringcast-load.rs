@@ -1,24 +1,21 @@
 //! `uringcast-load`: a swarm of str0m WebRTC clients against any WHIP/WHEP
-//! server. Each room gets one publisher and `--subscribers` viewers; after
-//! everyone connected, publishers send for `--duration`; the report gives
-//! sessions, packets, loss, latency and (with `--server-pid`) the server's
-//! CPU time per egress packet.
+//! server. Each room gets one publisher and `--subscribers` viewers; once
+//! everyone connected, publishers send for `--duration`. Prints a table, and
+//! optionally writes the figures as JSON and an HTML report with charts.
+//! `--sweep 10,50,100` runs one step per viewer count.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
-use serde::Serialize;
-use uringcast::client::payload::Kind;
-use uringcast::client::report::percentile;
-use uringcast::client::swarm::{self, Flags};
-use uringcast::client::{Client, ClientOptions, ClientRole};
+use indicatif::{ProgressBar, ProgressStyle};
 use uringcast::config::parse_duration;
+use uringcast::load::{self, Figures, LoadConfig, report};
 
 #[derive(Debug, Parser)]
 #[command(name = "uringcast-load", version, about = "A WHIP/WHEP load generator")]
 struct Args {
-    /// Base URL of the server (the tool POSTs to {url}/whip/{room} and {url}/whep/{room}).
+    /// Base URL of the server (POSTs go to {url}/whip/{room} and {url}/whep/{room}).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// Room name; with more than one publisher, rooms are {room}-0, {room}-1, …
@@ -30,14 +27,19 @@ struct Args {
     /// Viewers per publisher.
     #[arg(long, default_value_t = 10)]
     subscribers: usize,
-    /// How long publishers send.
+    /// How long publishers send, e.g. 30s.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     duration: Duration,
+    /// Create sessions evenly over this time.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    ramp: Duration,
     /// Video bitrate per publisher, e.g. 1500k or 2M.
     #[arg(long, value_parser = parse_bitrate, default_value = "1500k")]
     video_bitrate: u32,
+    /// Publish and watch audio only.
     #[arg(long)]
     no_video: bool,
+    /// Publish and watch video only.
     #[arg(long)]
     no_audio: bool,
     /// Local IP the clients bind to.
@@ -46,16 +48,31 @@ struct Args {
     /// The server's process id: report its CPU time per egress packet.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Client driver threads (each drives its share of the clients).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Viewer counts to run one after another, e.g. 10,50,100,200.
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<usize>,
     /// Write the figures as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Write an HTML report with charts to this file.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn parse_bitrate(text: &str) -> Result<u32, String> {
-    let (number, scale) = match text.trim().to_ascii_lowercase() {
-        t if t.ends_with('k') => (t.trim_end_matches('k').to_owned(), 1_000.0),
-        t if t.ends_with('m') => (t.trim_end_matches('m').to_owned(), 1_000_000.0),
-        t => (t, 1.0),
+    let lower = text.trim().to_ascii_lowercase();
+    let (number, scale) = match lower.strip_suffix('k') {
+        Some(n) => (n, 1_000.0),
+        None => match lower.strip_suffix('m') {
+            Some(n) => (n, 1_000_000.0),
+            None => (lower.as_str(), 1.0),
+        },
     };
     let value: f64 = number
         .parse()
@@ -63,245 +80,85 @@ fn parse_bitrate(text: &str) -> Result<u32, String> {
     Ok((value * scale) as u32)
 }
 
-#[derive(Debug, Serialize)]
-struct Figures {
-    sessions_ok: usize,
-    sessions_failed: usize,
-    packets_sent: u64,
-    packets_received: u64,
-    loss_ratio: f64,
-    latency_us: Percentiles,
-    setup_ms: Percentiles,
-    server_cpu_seconds: Option<f64>,
-    server_cpu_us_per_egress_packet: Option<f64>,
-    egress_packets_per_second: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct Percentiles {
-    p50: u64,
-    p99: u64,
-    max: u64,
-}
-
-impl Percentiles {
-    fn of(mut values: Vec<u64>) -> Self {
-        values.sort_unstable();
-        Self {
-            p50: percentile(&values, 50.0),
-            p99: percentile(&values, 99.0),
-            max: values.last().copied().unwrap_or(0),
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(figures) => {
-            print_table(&figures);
-            if let Some(path) = &args.json {
-                let json = serde_json::to_string_pretty(&figures).unwrap_or_default();
-                if let Err(e) = std::fs::write(path, json) {
-                    eprintln!("uringcast-load: writing {}: {e}", path.display());
-                    return ExitCode::FAILURE;
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("uringcast-load: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(args: &Args) -> Result<Figures, String> {
-    let options = ClientOptions {
-        bind: args.bind,
-        audio: !args.no_audio,
-        video: !args.no_video,
-        video_bitrate: args.video_bitrate,
-        ..ClientOptions::default()
-    };
-    let flags = Flags::default();
-    let limit = args.duration + Duration::from_secs(60);
-    let mut publishers = Vec::new();
-    let mut viewers = Vec::new();
-    let mut failed = 0;
-    for p in 0..args.publishers {
-        let room = if args.publishers > 1 {
-            format!("{}-{p}", args.room)
-        } else {
-            args.room.clone()
-        };
-        let publisher_options = ClientOptions {
-            tag: p as u32 + 1,
-            ..options.clone()
-        };
-        match swarm::spawn(
-            &args.url,
-            &room,
-            ClientRole::Publish,
-            publisher_options,
-            &flags,
-            limit,
-        ) {
-            Ok(running) => publishers.push(running),
-            Err(e) => {
-                eprintln!("publisher {room}: {e}");
-                failed += 1 + args.subscribers;
-                continue;
-            }
-        }
-        for _ in 0..args.subscribers {
-            match swarm::spawn(
-                &args.url,
-                &room,
-                ClientRole::Watch,
-                options.clone(),
-                &flags,
-                limit,
-            ) {
-                Ok(running) => viewers.push(running),
-                Err(e) => {
-                    eprintln!("viewer {room}: {e}");
-                    failed += 1;
-                }
-            }
-        }
-    }
-    let started = publishers.len() + viewers.len();
-    if !flags.wait_connected(started, Duration::from_secs(20)) {
-        eprintln!(
-            "only {} of {started} sessions connected",
-            flags.connected.load(std::sync::atomic::Ordering::Relaxed)
-        );
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let cpu_before = args.server_pid.map(cpu_seconds).transpose()?;
-    let send_started = Instant::now();
-    flags.send.store(true, std::sync::atomic::Ordering::Relaxed);
-    std::thread::sleep(args.duration);
-    flags
-        .send
-        .store(false, std::sync::atomic::Ordering::Relaxed);
-    let cpu_after = args.server_pid.map(cpu_seconds).transpose()?;
-    let send_window = send_started.elapsed();
-    std::thread::sleep(Duration::from_millis(500));
-    flags.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-
-    let publishers: Vec<Client> = publishers.into_iter().map(|r| r.join().0).collect();
-    let viewers: Vec<Client> = viewers.into_iter().map(|r| r.join().0).collect();
-    for client in publishers.iter().chain(&viewers) {
-        let _ = client.delete();
-    }
-    let ok = publishers
-        .iter()
-        .chain(&viewers)
-        .filter(|c| c.is_connected())
-        .count();
-    failed += started - ok;
-
-    let kinds = [Kind::Audio, Kind::Video];
-    let sent_per_room: u64 = publishers
-        .iter()
-        .map(|p| kinds.iter().map(|k| p.sent(*k)).sum::<u64>())
-        .sum();
-    let expected = if publishers.is_empty() {
-        0
+    let steps = if args.sweep.is_empty() {
+        vec![args.subscribers]
     } else {
-        sent_per_room * args.subscribers as u64
+        args.sweep.clone()
     };
-    let received: u64 = viewers
-        .iter()
-        .map(|v| kinds.iter().map(|k| v.received(*k).unique()).sum::<u64>())
-        .sum();
-    let egress: u64 = viewers
-        .iter()
-        .map(|v| kinds.iter().map(|k| v.received(*k).packets).sum::<u64>())
-        .sum();
-    let latencies: Vec<u64> = viewers
-        .iter()
-        .flat_map(|v| {
-            kinds
-                .iter()
-                .flat_map(move |k| v.received(*k).latencies_us.iter().copied())
-        })
-        .collect();
-    let setups: Vec<u64> = publishers
-        .iter()
-        .chain(&viewers)
-        .filter_map(|c| c.report().setup_ms)
-        .collect();
-    let cpu = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
-    Ok(Figures {
-        sessions_ok: ok,
-        sessions_failed: failed,
-        packets_sent: sent_per_room,
-        packets_received: received,
-        loss_ratio: if expected == 0 {
-            0.0
-        } else {
-            1.0 - received as f64 / expected as f64
-        },
-        latency_us: Percentiles::of(latencies),
-        setup_ms: Percentiles::of(setups),
-        server_cpu_seconds: cpu,
-        server_cpu_us_per_egress_packet: cpu
-            .filter(|_| egress > 0)
-            .map(|s| s * 1e6 / egress as f64),
-        egress_packets_per_second: egress as f64 / send_window.as_secs_f64(),
-    })
-}
-
-/// User + system CPU time of process `pid`, in seconds, from /proc.
-fn cpu_seconds(pid: u32) -> Result<f64, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("reading /proc/{pid}/stat: {e}"))?;
-    // The command name may contain spaces; fields resume after its ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or("unexpected /proc stat format")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .ok_or("unexpected /proc stat format")
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after ')'.
-    let total = ticks(11)? + ticks(12)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Ok(total as f64 / hz)
-}
-
-fn print_table(f: &Figures) {
-    println!(
-        "sessions        ok {}  failed {}",
-        f.sessions_ok, f.sessions_failed
-    );
-    println!(
-        "setup           p50 {} ms  p99 {} ms",
-        f.setup_ms.p50, f.setup_ms.p99
-    );
-    println!(
-        "packets         sent {} per room  received {}  loss {:.3} %",
-        f.packets_sent,
-        f.packets_received,
-        f.loss_ratio * 100.0
-    );
-    println!(
-        "latency         p50 {} µs  p99 {} µs  max {} µs",
-        f.latency_us.p50, f.latency_us.p99, f.latency_us.max
-    );
-    println!(
-        "egress          {:.0} packets/s",
-        f.egress_packets_per_second
-    );
-    if let (Some(cpu), Some(per)) = (f.server_cpu_seconds, f.server_cpu_us_per_egress_packet) {
-        println!("server CPU      {cpu:.2} s  →  {per:.2} CPU-µs per egress packet");
+    let mut results: Vec<Figures> = Vec::new();
+    for subscribers in steps {
+        let config = LoadConfig {
+            url: args.url.clone(),
+            room: args.room.clone(),
+            publishers: args.publishers,
+            subscribers,
+            duration: args.duration,
+            ramp: args.ramp,
+            video_bitrate: args.video_bitrate,
+            audio: !args.no_audio,
+            video: !args.no_video,
+            bind: args.bind,
+            server_pid: args.server_pid,
+            threads: args.threads,
+        };
+        let bar = progress_bar(args.quiet, args.duration);
+        let figures = load::run(&config, |second, connected, started| {
+            bar.set_position(u64::from(second.t));
+            bar.set_message(format!(
+                "{connected}/{started} sessions up · {} pkt/s received · loss {:.2} %",
+                second.received,
+                second.loss_ratio * 100.0
+            ));
+        });
+        bar.finish_and_clear();
+        match figures {
+            Ok(figures) => {
+                print!("{}", figures.table());
+                println!();
+                results.push(figures);
+            }
+            Err(e) => {
+                eprintln!("uringcast-load: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
+    if let Err(e) = write_outputs(&args, &results) {
+        eprintln!("uringcast-load: {e}");
+        return ExitCode::FAILURE;
+    }
+    if results.iter().any(|f| f.sessions_failed > 0) {
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
+}
+
+fn progress_bar(quiet: bool, duration: Duration) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(duration.as_secs().max(1));
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len}s {msg}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn write_outputs(args: &Args, results: &[Figures]) -> Result<(), String> {
+    if let Some(path) = &args.json {
+        let json = if args.sweep.is_empty() {
+            serde_json::to_string_pretty(&results[0])
+        } else {
+            serde_json::to_string_pretty(&serde_json::json!({ "steps": results }))
+        }
+        .map_err(|e| format!("encoding JSON: {e}"))?;
+        std::fs::write(path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.report {
+        let html = report::html(results).map_err(|e| e.to_string())?;
+        std::fs::write(path, html).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
