@@ -8,6 +8,7 @@
 //! pinned to a peer only once str0m has answered its STUN, i.e. after
 //! MESSAGE-INTEGRITY checked out: an unauthenticated ufrag routes, never pins.
 
+pub mod demux;
 mod msg;
 mod stats;
 
@@ -31,6 +32,7 @@ use crate::sfu::{
     RoomShared, SessionId,
 };
 use crate::wire;
+use demux::{Route, Routes};
 
 /// A peer's handle on its shard: slab index plus a generation, so a stale
 /// handle never reaches a newer peer in the same slot.
@@ -38,12 +40,6 @@ use crate::wire;
 struct PeerKey {
     index: u32,
     generation: u32,
-}
-
-#[derive(Debug)]
-enum Route {
-    Local(PeerKey),
-    Remote(usize),
 }
 
 #[derive(Debug)]
@@ -62,8 +58,7 @@ struct Core {
     index: usize,
     peers: Slab<Slot>,
     next_generation: u32,
-    by_addr: HashMap<SocketAddr, Route>,
-    by_ufrag: HashMap<String, PeerKey>,
+    routes: Routes<PeerKey>,
     by_session: HashMap<SessionId, PeerKey>,
     router: crate::sfu::Router<PeerKey>,
     timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
@@ -105,8 +100,7 @@ impl Shard {
                 index,
                 peers: Slab::new(),
                 next_generation: 0,
-                by_addr: HashMap::new(),
-                by_ufrag: HashMap::new(),
+                routes: Routes::default(),
                 by_session: HashMap::new(),
                 router: crate::sfu::Router::new(index),
                 timers: BinaryHeap::new(),
@@ -270,16 +264,14 @@ impl Core {
         }
         // Only binding requests pass this (a two-byte compare for media).
         let stun_ufrag = wire::binding_request_local_ufrag(data);
-        match self.by_addr.get(&meta.source) {
+        match self.routes.route(&meta.source) {
             // A binding request for another ufrag from a pinned 4-tuple is a
             // new session reusing the client's port: route it by its ufrag.
-            Some(Route::Local(key)) if stun_ufrag.is_none_or(|u| self.ufrag_is(*key, u)) => {
-                let key = *key;
+            Some(Route::Local(key)) if stun_ufrag.is_none_or(|u| self.ufrag_is(key, u)) => {
                 self.feed(now, key, meta, data, from);
                 return;
             }
             Some(Route::Remote(owner)) => {
-                let owner = *owner;
                 self.hand_off(owner, meta, data);
                 return;
             }
@@ -304,11 +296,7 @@ impl Core {
             ShardStats::add(&self.stats.drop_unknown_ufrag, 1);
             return;
         }
-        if let Some(key) = std::str::from_utf8(ufrag)
-            .ok()
-            .and_then(|u| self.by_ufrag.get(u))
-        {
-            let key = *key;
+        if let Some(key) = self.routes.by_ufrag(ufrag) {
             self.feed(now, key, meta, data, from);
             return;
         }
@@ -341,17 +329,13 @@ impl Core {
         });
         match self.slot_mut(key).map(|s| s.peer.ufrag().to_owned()) {
             Some(ufrag) if ufrag != old => {
-                self.by_ufrag.remove(&old);
+                self.routes.unname(&old, key);
                 self.directory.reindex_ufrag(id, &ufrag);
-                self.by_ufrag.insert(ufrag, key);
+                self.routes.name(ufrag, key);
             }
             Some(_) => {}
             // It ended meanwhile; `remove` forgot its current name, not the old.
-            None => {
-                if self.by_ufrag.get(&old) == Some(&key) {
-                    self.by_ufrag.remove(&old);
-                }
-            }
+            None => self.routes.unname(&old, key),
         }
         result
     }
@@ -440,7 +424,7 @@ impl Core {
             index: index as u32,
             generation,
         };
-        self.by_ufrag.insert(ufrag, key);
+        self.routes.name(ufrag, key);
         self.by_session.insert(id, key);
         self.router.join(&room, role, key);
         ShardStats::add(&self.stats.peers, 1);
@@ -485,7 +469,7 @@ impl Core {
         if !slot.addrs.iter().any(|(a, _)| *a == addr) {
             slot.addrs.push((addr, from));
         }
-        self.by_addr.insert(addr, Route::Local(key));
+        self.routes.pin(addr, key);
         if let Some(from) = from {
             self.send_to_shard(
                 from,
@@ -513,14 +497,10 @@ impl Core {
             }
             ShardMsg::Route { addr, owner } => {
                 // A peer of our own keeps its address.
-                if !matches!(self.by_addr.get(&addr), Some(Route::Local(_))) {
-                    self.by_addr.insert(addr, Route::Remote(owner));
-                }
+                self.routes.route_to_shard(addr, owner);
             }
             ShardMsg::Unroute { addr, owner } => {
-                if matches!(self.by_addr.get(&addr), Some(Route::Remote(o)) if *o == owner) {
-                    self.by_addr.remove(&addr);
-                }
+                self.routes.unroute(&addr, owner);
             }
         }
     }
@@ -666,7 +646,7 @@ impl Core {
         let slot = self.peers.remove(key.index as usize);
         let peer = slot.peer;
         for (addr, routed_from) in slot.addrs {
-            self.by_addr.remove(&addr);
+            self.routes.forget(&addr);
             if let Some(shard) = routed_from {
                 self.send_to_shard(
                     shard,
@@ -677,7 +657,7 @@ impl Core {
                 );
             }
         }
-        self.by_ufrag.remove(peer.ufrag());
+        self.routes.unname(peer.ufrag(), key);
         self.by_session.remove(&peer.id());
         self.router.leave(peer.room().id, peer.role(), key);
         self.directory.remove(peer.id());
