@@ -37,6 +37,11 @@ pub struct Config {
     #[arg(long, env = "URINGCAST_MAX_BODY", default_value_t = 64 * 1024)]
     pub max_body: usize,
 
+    /// A request body (SDP offer, trickle fragment) must arrive in full within
+    /// this long; a slower one gets 408 and the connection is closed.
+    #[arg(long, env = "URINGCAST_BODY_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub body_timeout: Duration,
+
     /// A session that has not connected (ICE + DTLS) after this long is removed.
     #[arg(long, env = "URINGCAST_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "15s")]
     pub connect_timeout: Duration,
@@ -63,6 +68,32 @@ pub struct Config {
     /// with Retry-After. 0: no limit.
     #[arg(long, env = "URINGCAST_MAX_SESSIONS", default_value_t = 10_000)]
     pub max_sessions: usize,
+
+    /// Most sessions answered but not yet reached by their first STUN; a POST
+    /// beyond gets 503 with Retry-After. They expire after --connect-timeout.
+    /// 0: no limit.
+    #[arg(long, env = "URINGCAST_MAX_PENDING", default_value_t = 1_000)]
+    pub max_pending: usize,
+
+    /// Most sessions at once created from one client IP; a POST beyond gets
+    /// 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "URINGCAST_MAX_SESSIONS_PER_IP", default_value_t = 0)]
+    pub max_sessions_per_ip: usize,
+
+    /// Most viewers in one room; a WHEP POST beyond gets 403. 0: no limit.
+    #[arg(long, env = "URINGCAST_ROOM_SIZE", default_value_t = 100)]
+    pub room_size: usize,
+
+    /// Most media a publisher may send, in bits per second: excess packets
+    /// are dropped and counted, and REMB asks the publisher to slow down.
+    /// 0: no limit.
+    #[arg(long, env = "URINGCAST_MAX_BITRATE_IN", default_value_t = 8_000_000)]
+    pub max_bitrate_in: u64,
+
+    /// Most media sent to one viewer, in bits per second: excess packets are
+    /// dropped and counted. 0: no limit.
+    #[arg(long, env = "URINGCAST_MAX_BITRATE_OUT", default_value_t = 10_000_000)]
+    pub max_bitrate_out: u64,
 
     /// POST, PATCH and DELETE requests per second allowed per client IP
     /// (429 with Retry-After above it). 0: no limit.
@@ -172,6 +203,12 @@ mod tests {
         assert_eq!(config.connect_timeout, Duration::from_secs(15));
         assert_eq!(config.max_sessions, 10_000);
         assert_eq!(config.rate_limit, 0);
+        assert_eq!(config.max_pending, 1_000);
+        assert_eq!(config.body_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_sessions_per_ip, 0);
+        assert_eq!(config.room_size, 100);
+        assert_eq!(config.max_bitrate_in, 8_000_000);
+        assert_eq!(config.max_bitrate_out, 10_000_000);
         assert_eq!(config.rate_burst, 20);
         assert_eq!(config.turn_ttl, Duration::from_secs(86_400));
         assert!(config.auth_key.is_none() && config.bearer_token.is_none());

@@ -12,6 +12,7 @@
 //! here ([`Directory::reindex_ufrag`]) so STUN with the new ufrag still finds it.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -38,6 +39,8 @@ struct SessionEntry {
     role: Role,
     ufrag: String,
     created: Instant,
+    /// The client IP that created it (counted against `--max-sessions-per-ip`).
+    client: Option<IpAddr>,
     place: Place,
 }
 
@@ -53,6 +56,10 @@ struct Inner {
     sessions: HashMap<SessionId, SessionEntry>,
     by_ufrag: HashMap<String, SessionId>,
     rooms: HashMap<String, RoomEntry>,
+    /// Sessions whose peer is [`Place::Pending`].
+    pending: usize,
+    /// Sessions per client IP (entries at 0 are removed).
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 /// Why a session could not be added.
@@ -64,6 +71,25 @@ pub enum InsertError {
     RoomHasNoPublisher(String),
     #[error("the server has {0} sessions, its limit")]
     Full(usize),
+    #[error("the server has {0} sessions waiting to connect, its limit")]
+    TooManyPending(usize),
+    #[error("this client IP already has {0} sessions, its limit")]
+    TooManyFromIp(usize),
+    #[error("room {0:?} already has {1} viewers, its limit")]
+    RoomFull(String, usize),
+}
+
+/// The directory's limits; 0 means no limit for each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Sessions at once, pending or placed (`--max-sessions`).
+    pub max_sessions: usize,
+    /// Sessions answered but not yet reached by their first STUN (`--max-pending`).
+    pub max_pending: usize,
+    /// Sessions at once created from one client IP (`--max-sessions-per-ip`).
+    pub max_per_ip: usize,
+    /// Viewers in one room (`--room-size`).
+    pub room_size: usize,
 }
 
 /// What signaling needs to know of a session to authorize a request on it.
@@ -103,6 +129,8 @@ pub struct RoomSnapshot {
     pub has_publisher: bool,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    pub dropped_bitrate_in: u64,
+    pub dropped_bitrate_out: u64,
 }
 
 /// The directory. Cheap to share by `Arc`.
@@ -111,8 +139,7 @@ pub struct Directory {
     inner: Mutex<Inner>,
     next_room_id: AtomicU64,
     next_generation: AtomicU64,
-    /// Most sessions at once (0: no limit).
-    max_sessions: usize,
+    limits: Limits,
 }
 
 impl Directory {
@@ -122,21 +149,63 @@ impl Directory {
 
     /// A directory that refuses sessions beyond `max` ([`InsertError::Full`]; 0: no limit).
     pub fn with_max_sessions(max: usize) -> Self {
-        Self {
+        Self::with_limits(Limits {
             max_sessions: max,
+            ..Limits::default()
+        })
+    }
+
+    /// A directory with all of `limits`.
+    pub fn with_limits(limits: Limits) -> Self {
+        Self {
+            limits,
             ..Self::default()
         }
     }
 
-    /// Whether a new session would be refused as over the limit (a hint:
-    /// [`Directory::insert`] decides under the lock).
+    /// Why a new session from `client` would be refused now, if it would
+    /// (a hint checked before the body is read: [`Directory::insert_from`]
+    /// decides under the lock). Room size is checked only at insert.
+    pub fn precheck(&self, client: Option<IpAddr>) -> Result<(), InsertError> {
+        let inner = self.inner.lock();
+        self.check_totals(&inner, client)
+    }
+
+    fn check_totals(&self, inner: &Inner, client: Option<IpAddr>) -> Result<(), InsertError> {
+        let l = &self.limits;
+        if l.max_sessions > 0 && inner.sessions.len() >= l.max_sessions {
+            return Err(InsertError::Full(l.max_sessions));
+        }
+        if l.max_pending > 0 && inner.pending >= l.max_pending {
+            return Err(InsertError::TooManyPending(l.max_pending));
+        }
+        if let Some(ip) = client
+            && l.max_per_ip > 0
+            && inner.per_ip.get(&ip).copied().unwrap_or(0) >= l.max_per_ip
+        {
+            return Err(InsertError::TooManyFromIp(l.max_per_ip));
+        }
+        Ok(())
+    }
+
+    /// Whether a new session would be refused as over `--max-sessions`.
     pub fn is_full(&self) -> bool {
-        self.max_sessions > 0 && self.session_count() >= self.max_sessions
+        self.limits.max_sessions > 0 && self.session_count() >= self.limits.max_sessions
     }
 
     /// The limit on sessions (0: none).
     pub fn max_sessions(&self) -> usize {
-        self.max_sessions
+        self.limits.max_sessions
+    }
+
+    /// All the limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Sessions answered whose first STUN has not arrived.
+    pub fn pending_count(&self) -> usize {
+        self.inner.lock().pending
     }
 
     fn room_entry<'a>(&self, inner: &'a mut Inner, name: &str) -> &'a mut RoomEntry {
@@ -173,11 +242,22 @@ impl Directory {
     /// here, under the lock, so a room exists only while a session uses it).
     /// A publisher takes the room's publisher slot; a viewer needs the room
     /// to have a publisher.
-    pub fn insert(&self, mut peer: Peer, now: Instant) -> Result<SessionId, InsertError> {
+    pub fn insert(&self, peer: Peer, now: Instant) -> Result<SessionId, InsertError> {
+        self.insert_from(peer, now, None)
+    }
+
+    /// [`Directory::insert`] for a session created by `client` (counted
+    /// against the per-IP limit; `None`: not counted). Every limit is
+    /// checked under the lock.
+    pub fn insert_from(
+        &self,
+        mut peer: Peer,
+        now: Instant,
+        client: Option<IpAddr>,
+    ) -> Result<SessionId, InsertError> {
         let mut inner = self.inner.lock();
-        if self.max_sessions > 0 && inner.sessions.len() >= self.max_sessions {
-            return Err(InsertError::Full(self.max_sessions));
-        }
+        self.check_totals(&inner, client)?;
+        let room_size = self.limits.room_size;
         let name = peer.room().name.clone();
         let id = peer.id();
         let role = peer.role();
@@ -201,12 +281,21 @@ impl Directory {
                     drop_if_empty(&mut inner, &name, empty);
                     return Err(InsertError::RoomHasNoPublisher(name));
                 }
+                // The room has a publisher, so its other sessions are viewers.
+                let viewers = room.sessions.saturating_sub(1);
+                if room_size > 0 && viewers >= room_size {
+                    return Err(InsertError::RoomFull(name, room_size));
+                }
             }
         }
         room.sessions += 1;
         peer.set_room(room.shared.clone());
         let ufrag = peer.ufrag().to_owned();
         inner.by_ufrag.insert(ufrag.clone(), id);
+        inner.pending += 1;
+        if let Some(ip) = client {
+            *inner.per_ip.entry(ip).or_insert(0) += 1;
+        }
         inner.sessions.insert(
             id,
             SessionEntry {
@@ -214,6 +303,7 @@ impl Directory {
                 role,
                 ufrag,
                 created: now,
+                client,
                 place: Place::Pending(Box::new(peer)),
             },
         );
@@ -233,7 +323,10 @@ impl Directory {
             return Claim::Unknown;
         };
         match std::mem::replace(&mut entry.place, Place::Shard(shard)) {
-            Place::Pending(peer) => Claim::Moved(peer),
+            Place::Pending(peer) => {
+                inner.pending = inner.pending.saturating_sub(1);
+                Claim::Moved(peer)
+            }
             Place::Shard(owner) => {
                 entry.place = Place::Shard(owner);
                 Claim::OnShard(owner)
@@ -321,6 +414,7 @@ impl Directory {
         match inner.sessions.get_mut(&peer.id()) {
             Some(entry) if matches!(entry.place, Place::Shard(s) if s == shard) => {
                 entry.place = Place::Pending(peer);
+                inner.pending += 1;
                 None
             }
             _ => Some(peer),
@@ -344,6 +438,8 @@ impl Directory {
                 has_publisher: r.publisher.is_some(),
                 bytes_in: r.shared.bytes_in.load(Ordering::Relaxed),
                 bytes_out: r.shared.bytes_out.load(Ordering::Relaxed),
+                dropped_bitrate_in: r.shared.dropped_bitrate_in.load(Ordering::Relaxed),
+                dropped_bitrate_out: r.shared.dropped_bitrate_out.load(Ordering::Relaxed),
             })
             .collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
@@ -354,6 +450,17 @@ impl Directory {
 fn remove_locked(inner: &mut Inner, id: SessionId) -> Option<Place> {
     let entry = inner.sessions.remove(&id)?;
     inner.by_ufrag.remove(&entry.ufrag);
+    if matches!(entry.place, Place::Pending(_)) {
+        inner.pending = inner.pending.saturating_sub(1);
+    }
+    if let Some(ip) = entry.client
+        && let Some(n) = inner.per_ip.get_mut(&ip)
+    {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            inner.per_ip.remove(&ip);
+        }
+    }
     if let Some(room) = inner.rooms.get_mut(&entry.room) {
         room.sessions = room.sessions.saturating_sub(1);
         if entry.role == Role::Publisher && room.publisher.as_ref().is_some_and(|(p, _)| *p == id) {
@@ -398,6 +505,8 @@ mod tests {
             connect_timeout: Duration::from_secs(15),
             ice_timeout: Duration::from_secs(15),
             keyframe_interval: Duration::from_millis(500),
+            max_bitrate_in: 0,
+            max_bitrate_out: 0,
         };
         let (direction, publisher) = match role {
             Role::Publisher => (Direction::SendOnly, None),
@@ -613,5 +722,58 @@ mod tests {
         );
         assert!(d.remove(young).is_some(), "not old enough");
         assert!(d.rooms().is_empty());
+    }
+
+    #[test]
+    fn pending_per_ip_and_room_size_limits_hold_and_free_up() {
+        let d = Directory::with_limits(Limits {
+            max_sessions: 0,
+            max_pending: 3,
+            max_per_ip: 2,
+            room_size: 1,
+        });
+        let now = Instant::now();
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let p1 = d
+            .insert_from(peer(&d, Role::Publisher, "r"), now, Some(a))
+            .unwrap();
+        let _v1 = d
+            .insert_from(peer(&d, Role::Viewer, "r"), now, Some(b))
+            .unwrap();
+        assert_eq!(
+            d.insert_from(peer(&d, Role::Viewer, "r"), now, Some(b)),
+            Err(InsertError::RoomFull("r".into(), 1))
+        );
+        let _p2 = d
+            .insert_from(peer(&d, Role::Publisher, "s"), now, Some(a))
+            .unwrap();
+        assert_eq!(d.precheck(Some(a)), Err(InsertError::TooManyPending(3)));
+        assert_eq!(d.pending_count(), 3);
+        // Claiming one frees a pending slot; then the per-IP limit bites.
+        let Claim::Moved(_) = d.claim(ufrag_of(&d, p1).as_bytes(), 0) else {
+            panic!("pending")
+        };
+        assert_eq!(d.pending_count(), 2);
+        assert_eq!(
+            d.insert_from(peer(&d, Role::Publisher, "t"), now, Some(a)),
+            Err(InsertError::TooManyFromIp(2))
+        );
+        assert!(d.precheck(Some([10, 0, 0, 3].into())).is_ok());
+        assert!(d.precheck(None).is_ok());
+        d.remove(p1);
+        assert_eq!(d.pending_count(), 2, "a placed session was not pending");
+        let p3 = d
+            .insert_from(peer(&d, Role::Publisher, "t"), now, Some(a))
+            .unwrap();
+        assert_eq!(d.pending_count(), 3);
+        assert_eq!(d.expire_pending(now, Duration::ZERO), 3);
+        assert_eq!(d.pending_count(), 0);
+        assert!(d.remove(p3).is_none());
+        assert!(d.rooms().is_empty());
+        assert!(
+            d.inner.lock().per_ip.is_empty(),
+            "per-IP counts return to 0"
+        );
     }
 }

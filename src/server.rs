@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::directory::Directory;
+use crate::directory::{Directory, Limits};
 use crate::http::{self, AppState, Policy, SignalingCounters, StatsSampler};
 use crate::net::{self, bind_reuseport};
 use crate::sfu::PeerSetup;
@@ -89,7 +89,12 @@ impl Server {
             .map(|d| shard::channel(config.shard_queue, d.waker()))
             .unzip();
         let shards: Arc<[ShardHandle]> = handles.into();
-        let directory = Arc::new(Directory::with_max_sessions(config.max_sessions));
+        let directory = Arc::new(Directory::with_limits(Limits {
+            max_sessions: config.max_sessions,
+            max_pending: config.max_pending,
+            max_per_ip: config.max_sessions_per_ip,
+            room_size: config.room_size,
+        }));
 
         let mut shard_threads = Vec::with_capacity(shard_count);
         for (index, (datapath, inbox)) in datapaths.into_iter().zip(inboxes).enumerate() {
@@ -134,8 +139,11 @@ impl Server {
                 connect_timeout: config.connect_timeout,
                 ice_timeout: config.ice_timeout,
                 keyframe_interval: config.keyframe_interval,
+                max_bitrate_in: config.max_bitrate_in,
+                max_bitrate_out: config.max_bitrate_out,
             },
             max_body: config.max_body,
+            body_timeout: config.body_timeout,
             io_names: io_names.clone(),
             sampler: Arc::new(StatsSampler::default()),
             started: Instant::now(),

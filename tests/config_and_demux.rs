@@ -35,6 +35,12 @@ fn help_lists_every_option_with_its_default() {
         "--max-sessions",
         "--rate-limit",
         "--rate-burst",
+        "--max-pending",
+        "--body-timeout",
+        "--max-sessions-per-ip",
+        "--room-size",
+        "--max-bitrate-in",
+        "--max-bitrate-out",
         "--auth-key",
         "--bearer-token",
         "--ice-server",
@@ -54,6 +60,10 @@ fn help_lists_every_option_with_its_default() {
         "[default: 10000]",
         "[default: 24h]",
         "[default: 20]",
+        "[default: 1000]",
+        "[default: 100]",
+        "[default: 8000000]",
+        "[default: 10000000]",
     ] {
         assert!(help.contains(default), "--help shows {default}");
     }
@@ -63,6 +73,12 @@ fn help_lists_every_option_with_its_default() {
     );
     for env in [
         "URINGCAST_MAX_SESSIONS",
+        "URINGCAST_MAX_PENDING",
+        "URINGCAST_BODY_TIMEOUT",
+        "URINGCAST_MAX_SESSIONS_PER_IP",
+        "URINGCAST_ROOM_SIZE",
+        "URINGCAST_MAX_BITRATE_IN",
+        "URINGCAST_MAX_BITRATE_OUT",
         "URINGCAST_RATE_LIMIT",
         "URINGCAST_AUTH_KEY",
         "URINGCAST_BEARER_TOKEN",

@@ -10,6 +10,7 @@ mod ice_servers;
 mod limits;
 mod patch;
 mod problem;
+mod sdp_checks;
 mod session;
 mod stats;
 
@@ -97,6 +98,14 @@ pub struct SignalingCounters {
     pub rate_limited: AtomicU64,
     /// POSTs refused with 503 (at `--max-sessions`).
     pub full: AtomicU64,
+    /// POSTs refused with 503 (at `--max-pending` sessions not yet connected).
+    pub pending_full: AtomicU64,
+    /// POSTs refused with 429 (the client IP at `--max-sessions-per-ip`).
+    pub per_ip_refused: AtomicU64,
+    /// WHEP POSTs refused with 403 (the room at `--room-size` viewers).
+    pub room_full: AtomicU64,
+    /// Pending sessions removed after `--connect-timeout` without a first STUN.
+    pub pending_expired: AtomicU64,
 }
 
 impl SignalingCounters {
@@ -116,6 +125,8 @@ pub struct AppState {
     pub shards: Arc<[ShardHandle]>,
     pub setup: PeerSetup,
     pub max_body: usize,
+    /// `--body-timeout`: a request body must arrive in full within this.
+    pub body_timeout: std::time::Duration,
     pub io_names: Arc<[&'static str]>,
     pub sampler: Arc<StatsSampler>,
     pub started: std::time::Instant,

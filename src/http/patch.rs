@@ -84,7 +84,17 @@ async fn handle(
         }
     }
     let if_match = if_match(headers)?;
-    let bytes = read_limited(headers, body, state.max_body, "fragment").await?;
+    let bytes = read_limited(
+        headers,
+        body,
+        state.max_body,
+        state.body_timeout,
+        "fragment",
+    )
+    .await?;
+    if let Ok(text) = std::str::from_utf8(&bytes) {
+        super::sdp_checks::check(text)?;
+    }
     let frag = SdpFrag::parse_bytes(&bytes).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,

@@ -49,11 +49,13 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        // Parser errors quoted in a detail must not leak memory addresses.
+        let detail = super::sdp_checks::scrub(&self.detail);
         let body = Body {
             kind: "about:blank",
             title: self.status.canonical_reason().unwrap_or("Error"),
             status: self.status.as_u16(),
-            detail: &self.detail,
+            detail: &detail,
         };
         let json = serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_owned());
         let mut response = (self.status, json).into_response();

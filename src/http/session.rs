@@ -1,13 +1,15 @@
 //! WHIP (`POST /whip/{room}`) and WHEP (`POST /whep/{room}`) session
 //! creation, `GET`/`HEAD` on those endpoints, and `DELETE /session/{id}`.
-//! A POST checks the token and the session limit, validates the request,
+//! A POST checks the token and the session limits, validates the request,
 //! lets the sfu build the peer and its answer, and parks the peer in the
 //! directory until its first STUN reaches a shard.
 
-use std::time::{Instant, SystemTime};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
 
+use axum::Extension;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -24,27 +26,35 @@ const RETRY_SECONDS: u32 = 2;
 /// Seconds a client is told to wait before retrying a 503 (server full).
 const FULL_RETRY_SECONDS: u32 = 10;
 
+/// Seconds a client is told to wait before retrying a 503 for too many
+/// pending sessions (they clear within `--connect-timeout`).
+const PENDING_RETRY_SECONDS: u32 = 5;
+
 /// The longest room name accepted.
 const MAX_ROOM_NAME: usize = 64;
 
 pub async fn publish(
     state: State<AppState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
     room: Path<String>,
     query: RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    create(state, room, query, headers, body, Role::Publisher).await
+    let client = client.map(|c| c.0.0.ip());
+    create(state, client, room, query, headers, body, Role::Publisher).await
 }
 
 pub async fn watch(
     state: State<AppState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
     room: Path<String>,
     query: RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    create(state, room, query, headers, body, Role::Viewer).await
+    let client = client.map(|c| c.0.0.ip());
+    create(state, client, room, query, headers, body, Role::Viewer).await
 }
 
 /// `GET`/`HEAD /whip/{room}`: 204, no body (WHIP §4.2 asks only for a 2xx).
@@ -65,13 +75,24 @@ pub async fn whep_endpoint() -> Response {
 
 async fn create(
     State(state): State<AppState>,
+    client: Option<IpAddr>,
     Path(room): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
     role: Role,
 ) -> Response {
-    match create_session(&state, &room, query.as_deref(), &headers, body, role).await {
+    match create_session(
+        &state,
+        client,
+        &room,
+        query.as_deref(),
+        &headers,
+        body,
+        role,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     }
@@ -79,6 +100,7 @@ async fn create(
 
 async fn create_session(
     state: &AppState,
+    client: Option<IpAddr>,
     room: &str,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -87,10 +109,12 @@ async fn create_session(
 ) -> Result<Response, Problem> {
     check_room_name(room)?;
     state.authorize(headers, query, room, Access::from(role))?;
-    if state.directory.is_full() {
-        return Err(full(state));
-    }
-    let offer = read_sdp(headers, body, state.max_body).await?;
+    // A hint before the body is read; the insert decides under the lock.
+    state
+        .directory
+        .precheck(client)
+        .map_err(|e| refused(state, e))?;
+    let offer = read_sdp(headers, body, state.max_body, state.body_timeout).await?;
     let publisher = state.directory.publisher_media(room);
     match (role, &publisher) {
         (Role::Publisher, Some(_)) => {
@@ -137,13 +161,10 @@ async fn create_session(
         }
     })?;
     let etag = peer.etag();
-    let id = state.directory.insert(peer, now).map_err(|e| match e {
-        InsertError::RoomHasPublisher(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
-        InsertError::RoomHasNoPublisher(_) => {
-            Problem::new(StatusCode::CONFLICT, e.to_string()).retry_after(RETRY_SECONDS)
-        }
-        InsertError::Full(_) => full(state),
-    })?;
+    let id = state
+        .directory
+        .insert_from(peer, now, client)
+        .map_err(|e| refused(state, e))?;
     tracing::info!(session = ?id, ?role, room, "session created");
     let mut response = (StatusCode::CREATED, answer).into_response();
     let headers = response.headers_mut();
@@ -163,17 +184,44 @@ async fn create_session(
     Ok(response)
 }
 
-/// 503 + `Retry-After` (counted): the server is at `--max-sessions`.
-fn full(state: &AppState) -> Problem {
-    state.counters.count(&state.counters.full);
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!(
-            "the server is at its limit of {} sessions",
-            state.directory.max_sessions()
-        ),
-    )
-    .retry_after(FULL_RETRY_SECONDS)
+/// The answer to a refused insert, counted when a limit refused it:
+/// 409 (room state), 503 + `Retry-After` (`--max-sessions`, `--max-pending`:
+/// the server as a whole is busy), 429 + `Retry-After`
+/// (`--max-sessions-per-ip`: this client asks too much), 403 (`--room-size`:
+/// this room is full; a retry of the same request is not expected to work soon).
+fn refused(state: &AppState, e: InsertError) -> Problem {
+    let c = &state.counters;
+    match e {
+        InsertError::RoomHasPublisher(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
+        InsertError::RoomHasNoPublisher(_) => {
+            Problem::new(StatusCode::CONFLICT, e.to_string()).retry_after(RETRY_SECONDS)
+        }
+        InsertError::Full(_) => {
+            c.count(&c.full);
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the server is at its limit of {} sessions",
+                    state.directory.max_sessions()
+                ),
+            )
+            .retry_after(FULL_RETRY_SECONDS)
+        }
+        InsertError::TooManyPending(_) => {
+            c.count(&c.pending_full);
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                .retry_after(PENDING_RETRY_SECONDS)
+        }
+        InsertError::TooManyFromIp(_) => {
+            c.count(&c.per_ip_refused);
+            Problem::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+                .retry_after(FULL_RETRY_SECONDS)
+        }
+        InsertError::RoomFull(..) => {
+            c.count(&c.room_full);
+            Problem::new(StatusCode::FORBIDDEN, e.to_string())
+        }
+    }
 }
 
 /// The session a `/session/{id}` request names, once its token is checked:
@@ -242,7 +290,12 @@ fn check_room_name(room: &str) -> Result<(), Problem> {
 
 /// The request's SDP: `Content-Type: application/sdp` (parameters allowed),
 /// at most `limit` bytes, UTF-8.
-async fn read_sdp(headers: &HeaderMap, body: Body, limit: usize) -> Result<String, Problem> {
+async fn read_sdp(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<String, Problem> {
     if media_type(headers).as_deref() != Some("application/sdp") {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -252,9 +305,11 @@ async fn read_sdp(headers: &HeaderMap, body: Body, limit: usize) -> Result<Strin
             ),
         ));
     }
-    let bytes = read_limited(headers, body, limit, "SDP").await?;
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "the SDP is not UTF-8"))
+    let bytes = read_limited(headers, body, limit, timeout, "SDP").await?;
+    let sdp = String::from_utf8(bytes.to_vec())
+        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "the SDP is not UTF-8"))?;
+    super::sdp_checks::check(&sdp)?;
+    Ok(sdp)
 }
 
 /// The `Content-Type` header as sent ("" when absent).
@@ -272,11 +327,13 @@ pub(super) fn media_type(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The body, at most `limit` bytes (413 above, before reading it all when
-/// `Content-Length` says so).
+/// `Content-Length` says so), in full within `timeout` (408 after it: a
+/// slowloris body does not hold a connection and its buffer for long).
 pub(super) async fn read_limited(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    timeout: Duration,
     what: &str,
 ) -> Result<bytes::Bytes, Problem> {
     let too_large = || {
@@ -292,5 +349,15 @@ pub(super) async fn read_limited(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    to_bytes(body, limit).await.map_err(|_| too_large())
+    match tokio::time::timeout(timeout, to_bytes(body, limit)).await {
+        Ok(read) => read.map_err(|_| too_large()),
+        Err(_) => Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the {what} did not arrive within {} ms",
+                timeout.as_millis()
+            ),
+        )
+        .with_header(header::CONNECTION, HeaderValue::from_static("close"))),
+    }
 }

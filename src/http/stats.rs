@@ -53,6 +53,7 @@ impl StatsSampler {
 pub fn spawn_background_tasks(state: &AppState, connect_timeout: Duration) {
     let sampler = state.sampler.clone();
     let directory = state.directory.clone();
+    let counters = state.counters.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last = Instant::now();
@@ -63,6 +64,7 @@ pub fn spawn_background_tasks(state: &AppState, connect_timeout: Duration) {
             last = now;
             let expired = directory.expire_pending(now, connect_timeout);
             if expired > 0 {
+                counters.add(&counters.pending_expired, expired as u64);
                 tracing::info!(expired, "pending sessions expired before their first STUN");
             }
         }
@@ -78,6 +80,10 @@ struct RoomStats {
     bytes_out: u64,
     bitrate_in_bps: u64,
     bitrate_out_bps: u64,
+    /// Publisher packets dropped over `--max-bitrate-in`.
+    dropped_bitrate_in: u64,
+    /// Viewer packets dropped over `--max-bitrate-out`.
+    dropped_bitrate_out: u64,
 }
 
 #[derive(Serialize)]
@@ -92,6 +98,8 @@ struct ShardStatsOut {
 pub(super) struct StatsOut {
     uptime_seconds: u64,
     sessions: usize,
+    /// Sessions answered whose first STUN has not arrived yet.
+    pending_sessions: usize,
     rooms: Vec<RoomStats>,
     shards: Vec<ShardStatsOut>,
     signaling: serde_json::Value,
@@ -112,6 +120,8 @@ pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
                 bytes_out: r.bytes_out,
                 bitrate_in_bps,
                 bitrate_out_bps,
+                dropped_bitrate_in: r.dropped_bitrate_in,
+                dropped_bitrate_out: r.dropped_bitrate_out,
             }
         })
         .collect();
@@ -128,6 +138,7 @@ pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
     Json(StatsOut {
         uptime_seconds: state.started.elapsed().as_secs(),
         sessions: state.directory.session_count(),
+        pending_sessions: state.directory.pending_count(),
         rooms,
         shards,
         signaling: serde_json::to_value(&*state.counters).unwrap_or_default(),

@@ -6,6 +6,7 @@
 //! needs time takes `now: Instant`, every datagram comes in as a slice and goes
 //! out as a [`str0m::net::Transmit`] in [`Outputs`]. The shard drives it.
 
+mod bitrate;
 #[cfg(test)]
 mod ice_tests;
 mod ids;
@@ -26,6 +27,7 @@ mod stun_repair;
 mod tests;
 mod trickle;
 
+pub use bitrate::BitrateLimit;
 pub use ids::{Role, SessionId, UFRAG_LEN, random_token, random_u64};
 pub use keyframe::KeyframeThrottle;
 pub use offer::{OfferError, PeerSetup, accept_offer};

@@ -25,6 +25,10 @@ pub struct PeerSetup {
     pub connect_timeout: Duration,
     pub ice_timeout: Duration,
     pub keyframe_interval: Duration,
+    /// `--max-bitrate-in`: most bits/s a publisher may send (0: no limit).
+    pub max_bitrate_in: u64,
+    /// `--max-bitrate-out`: most bits/s sent to one viewer (0: no limit).
+    pub max_bitrate_out: u64,
 }
 
 /// Why an offer was refused; the HTTP layer maps these to 400 and 422.
@@ -94,7 +98,7 @@ pub fn accept_offer(
         ice: setup.ice_timeout,
     };
     let placeholder = Arc::new(RoomShared::new(0, room.to_owned()));
-    let peer = Peer::new(
+    let mut peer = Peer::new(
         SessionId::random(),
         role,
         placeholder,
@@ -105,6 +109,7 @@ pub fn accept_offer(
         timeouts,
         now,
     );
+    peer.limit_bitrate(setup.max_bitrate_in, setup.max_bitrate_out);
     Ok((peer, answer.to_sdp_string()))
 }
 

@@ -13,12 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::Bitrate;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcError};
 use tracing::{debug, warn};
 
+use super::bitrate::BitrateLimit;
 use super::keyframe::KeyframeThrottle;
 use super::rewrite::Rewriter;
 use super::room::{PublishedMedia, RoomShared};
@@ -90,6 +92,10 @@ pub struct Outputs {
     pub dropped: u64,
     /// Packets written to viewers.
     pub forwarded: u64,
+    /// Publisher packets dropped over `--max-bitrate-in`.
+    pub dropped_bitrate_in: u64,
+    /// Viewer packets dropped over `--max-bitrate-out`.
+    pub dropped_bitrate_out: u64,
 }
 
 /// The shape of a session's tracks, by role.
@@ -145,6 +151,12 @@ pub struct Timeouts {
     pub ice: Duration,
 }
 
+/// Bytes counted for an RTP header against a bitrate limit.
+const RTP_HEADER_BYTES: usize = 12;
+
+/// Least interval between two REMBs asked of a publisher over its limit.
+const REMB_INTERVAL: Duration = Duration::from_secs(1);
+
 /// One session's state machine.
 #[derive(Debug)]
 pub struct Peer {
@@ -170,6 +182,10 @@ pub struct Peer {
     closed: Option<CloseReason>,
     /// Packets were written since the last flush.
     unflushed: bool,
+    /// `--max-bitrate-in` (a publisher) or `--max-bitrate-out` (a viewer).
+    bitrate_limit: Option<BitrateLimit>,
+    /// When a REMB was last asked of this publisher for going over its limit.
+    last_remb: Option<Instant>,
 }
 
 impl Peer {
@@ -203,7 +219,20 @@ impl Peer {
             rtc_deadline: now,
             closed: None,
             unflushed: false,
+            bitrate_limit: None,
+            last_remb: None,
         }
+    }
+
+    /// Sets the session's bitrate limit (bits/s, 0: none): for a publisher
+    /// what it may send (`--max-bitrate-in`), for a viewer what it is sent
+    /// (`--max-bitrate-out`). Excess packets are dropped and counted in
+    /// [`Outputs`]; a publisher is asked by REMB to stay under its limit.
+    pub fn limit_bitrate(&mut self, max_in: u64, max_out: u64) {
+        self.bitrate_limit = BitrateLimit::new(match self.role {
+            Role::Publisher => max_in,
+            Role::Viewer => max_out,
+        });
     }
 
     pub fn id(&self) -> SessionId {
@@ -414,6 +443,18 @@ impl Peer {
         if pt == NO_PT {
             out.dropped += 1;
             return false;
+        }
+        if let Some(limit) = &mut self.bitrate_limit {
+            let bytes = packet.payload.len() + RTP_HEADER_BYTES;
+            if packet.kind == MediaKind::Audio {
+                limit.charge(packet.received, bytes);
+            } else if !limit.admit(packet.received, bytes) {
+                out.dropped_bitrate_out += 1;
+                self.room
+                    .dropped_bitrate_out
+                    .fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
         }
         let Some(mapped) = track.rewriter.rewrite(
             packet.source,
@@ -675,9 +716,37 @@ impl Peer {
                     return;
                 };
                 publisher.ssrcs.push((ssrc, track.kind));
+                // Tell a new stream our limit up front (REMB), so a
+                // well-behaved encoder never reaches it.
+                if let Some(limit) = &self.bitrate_limit
+                    && let Some(stream) = self.rtc.direct_api().stream_rx(&ssrc)
+                {
+                    stream.request_remb(Bitrate::bps(limit.bits_per_second()));
+                }
                 track.kind
             }
         };
+        if let Some(limit) = &mut self.bitrate_limit {
+            let now = packet.timestamp;
+            let bytes = packet.payload.len() + RTP_HEADER_BYTES;
+            if kind == MediaKind::Audio {
+                limit.charge(now, bytes);
+            } else if !limit.admit(now, bytes) {
+                out.dropped_bitrate_in += 1;
+                self.room.dropped_bitrate_in.fetch_add(1, Ordering::Relaxed);
+                let bps = limit.bits_per_second();
+                if self
+                    .last_remb
+                    .is_none_or(|at| now.saturating_duration_since(at) >= REMB_INTERVAL)
+                {
+                    self.last_remb = Some(now);
+                    if let Some(stream) = self.rtc.direct_api().stream_rx(&ssrc) {
+                        stream.request_remb(Bitrate::bps(bps));
+                    }
+                }
+                return;
+            }
+        }
         let pt = *packet.header.payload_type;
         let Some(params) = publisher.media.params(kind, pt) else {
             out.dropped += 1;

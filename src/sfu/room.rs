@@ -28,6 +28,10 @@ pub struct RoomShared {
     pub bytes_in: AtomicU64,
     /// RTP payload bytes written to viewers.
     pub bytes_out: AtomicU64,
+    /// Publisher packets dropped over `--max-bitrate-in`.
+    pub dropped_bitrate_in: AtomicU64,
+    /// Viewer packets dropped over `--max-bitrate-out`.
+    pub dropped_bitrate_out: AtomicU64,
 }
 
 impl RoomShared {
@@ -40,6 +44,8 @@ impl RoomShared {
             publisher_shard: AtomicUsize::new(NO_SHARD),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            dropped_bitrate_in: AtomicU64::new(0),
+            dropped_bitrate_out: AtomicU64::new(0),
         }
     }
 

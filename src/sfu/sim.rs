@@ -48,6 +48,8 @@ pub fn setup() -> PeerSetup {
         connect_timeout: Duration::from_secs(15),
         ice_timeout: Duration::from_secs(15),
         keyframe_interval: Duration::from_millis(500),
+        max_bitrate_in: 0,
+        max_bitrate_out: 0,
     }
 }
 

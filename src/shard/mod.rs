@@ -213,6 +213,7 @@ impl Shard {
             }
         }
         self.core.stats.record_net(&self.datapath.stats());
+        self.core.stats.record_outputs(&self.core.out);
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::net::NetStats;
+use crate::sfu::Outputs;
 
 macro_rules! counters {
     ($(#[$doc:meta] $name:ident),* $(,)?) => {
@@ -55,6 +56,10 @@ counters! {
     drop_viewer,
     /// Dropped: not STUN/DTLS/RTP/RTCP, or refused by the peer's state machine.
     drop_invalid,
+    /// Dropped: a publisher's video packet over `--max-bitrate-in`.
+    drop_bitrate_in,
+    /// Dropped: a viewer's video packet over `--max-bitrate-out`.
+    drop_bitrate_out,
     /// Peers closed because a call into str0m panicked.
     peer_panics,
     /// Datagrams the datapath handed to the kernel.
@@ -73,6 +78,16 @@ impl ShardStats {
             .store(net.send_dropped, Ordering::Relaxed);
         self.net_recv_errors
             .store(net.recv_errors, Ordering::Relaxed);
+    }
+
+    /// Copies the bitrate-limit drops the shard's long-lived [`Outputs`]
+    /// has accumulated (its `dropped_bitrate_*` fields are never reset, so
+    /// they are this shard's totals).
+    pub fn record_outputs(&self, out: &Outputs) {
+        self.drop_bitrate_in
+            .store(out.dropped_bitrate_in, Ordering::Relaxed);
+        self.drop_bitrate_out
+            .store(out.dropped_bitrate_out, Ordering::Relaxed);
     }
 
     /// Adds `n` to `counter`.
