@@ -24,20 +24,26 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-$(nproc)}
-all_targets=(classify stun rtp_header rtcp sdp_scan offer payload_trailer)
+all_targets=(classify stun rtp_header rtcp sdp_scan offer sdpfrag patch token routes payload_trailer)
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else
     targets=("${all_targets[@]}")
 fi
 
-# The committed seed directories each target reads (the first one is its own).
+# The committed seed directories each target reads (those that exist).
 seeds_for() {
+    local dirs
     case "$1" in
-    classify) echo fuzz/corpus/classify fuzz/corpus/stun fuzz/corpus/rtp_header fuzz/corpus/rtcp ;;
-    sdp_scan) echo fuzz/corpus/sdp_scan fuzz/corpus/offer ;;
-    *) echo "fuzz/corpus/$1" ;;
+    classify) dirs="classify stun rtp_header rtcp" ;;
+    sdp_scan) dirs="sdp_scan offer" ;;
+    patch) dirs="patch sdpfrag" ;;
+    *) dirs=$1 ;;
     esac
+    for d in $dirs; do
+        [ -d "fuzz/corpus/$d" ] && echo "fuzz/corpus/$d"
+    done
+    return 0
 }
 
 # Per-target libFuzzer options. SDP offers from browsers are 3-7 KB: let the

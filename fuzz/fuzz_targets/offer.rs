@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use str0m::change::SdpAnswer;
-use uringcast::sfu::{Outputs, PeerSetup, PublishedMedia, Role, accept_offer};
+use uringcast::sfu::{Outputs, PeerSetup, PublishedMedia, Role, accept_offer, sim};
 
 /// A real Chromium (156) WHIP offer: sendonly Opus + VP8/H264/VP9/AV1.
 const PUBLISH_OFFER: &str = include_str!("../corpus/offer/chromium-publish.sdp");
@@ -28,12 +28,7 @@ struct Fixture {
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let now = Instant::now();
-    let setup = PeerSetup {
-        candidates: vec!["127.0.0.1:5000".parse().unwrap()],
-        connect_timeout: Duration::from_secs(15),
-        ice_timeout: Duration::from_secs(15),
-        keyframe_interval: Duration::from_millis(500),
-    };
+    let setup = sim::setup();
     let (peer, _) = accept_offer(Role::Publisher, PUBLISH_OFFER, &setup, "fuzz", None, 1, now)
         .expect("the seed publish offer is accepted");
     let publisher = peer
