@@ -66,7 +66,11 @@ pub fn audio_payload(trailer: Trailer, size: usize) -> Vec<u8> {
     finish(Vec::with_capacity(size), trailer, size)
 }
 
+/// The largest payload: its length must fit the trailer's 16-bit field.
+pub const MAX_PAYLOAD: usize = u16::MAX as usize;
+
 fn finish(mut out: Vec<u8>, trailer: Trailer, size: usize) -> Vec<u8> {
+    let size = size.min(MAX_PAYLOAD);
     let body_len = size.max(out.len() + TRAILER_LEN) - TRAILER_LEN;
     let mut i = out.len();
     while out.len() < body_len {
@@ -178,6 +182,13 @@ mod tests {
         );
         assert_eq!(a.len(), 100);
         assert_eq!(check(&a).map(|t| t.kind), Ok(Kind::Audio));
+    }
+
+    #[test]
+    fn oversized_requests_are_clamped_to_what_the_trailer_can_describe() {
+        let p = audio_payload(trailer(1), 70_000);
+        assert_eq!(p.len(), MAX_PAYLOAD);
+        assert!(check(&p).is_ok());
     }
 
     #[test]

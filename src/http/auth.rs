@@ -234,6 +234,10 @@ fn percent_decode(text: &str) -> Option<String> {
         match b {
             b'%' => {
                 let hex = text.get(i + 1..i + 3)?;
+                // from_str_radix would take a sign ("%+F"): two hex digits only.
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
             }

@@ -100,23 +100,7 @@ fn truncate(text: &str) -> String {
     text.chars().take(32).collect()
 }
 
-/// A parser's error text without what must not reach a client: str0m's SDP
-/// parser names memory addresses (`PointerOffset(0x7f…)`), which would leak
-/// the server's address-space layout.
-pub fn scrub(detail: &str) -> String {
-    let mut out = String::with_capacity(detail.len());
-    let mut rest = detail;
-    while let Some(at) = rest.find("PointerOffset(") {
-        out.push_str(&rest[..at]);
-        out.push_str("offset");
-        rest = match rest[at..].find(')') {
-            Some(end) => &rest[at + end + 1..],
-            None => "",
-        };
-    }
-    out.push_str(rest);
-    out
-}
+pub use crate::sfu::scrub;
 
 #[cfg(test)]
 mod tests {

@@ -57,8 +57,8 @@ pub fn accept_offer(
     now: Instant,
 ) -> Result<(Peer, String), OfferError> {
     let media_sections = check_sections(role, offer)?;
-    let parsed =
-        SdpOffer::from_sdp_string(offer).map_err(|e| OfferError::Malformed(e.to_string()))?;
+    let parsed = SdpOffer::from_sdp_string(offer)
+        .map_err(|e| OfferError::Malformed(scrub(&e.to_string())))?;
 
     // The client's credentials, before str0m takes the offer (a PATCH that
     // names others is an ICE restart).
@@ -257,4 +257,22 @@ fn viewer_side(
         )));
     }
     Ok(Side::Viewer(ViewerSide { tracks }))
+}
+
+/// A parser's error text without what must not reach a client: str0m's SDP
+/// parser names memory addresses (`PointerOffset(0x7f…)`), which would leak
+/// the server's address-space layout.
+pub fn scrub(detail: &str) -> String {
+    let mut out = String::with_capacity(detail.len());
+    let mut rest = detail;
+    while let Some(at) = rest.find("PointerOffset(") {
+        out.push_str(&rest[..at]);
+        out.push_str("offset");
+        rest = match rest[at..].find(')') {
+            Some(end) => &rest[at + end + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
 }
