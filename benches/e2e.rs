@@ -48,6 +48,7 @@ fn main() {
             bind: "127.0.0.1".parse().expect("ip"),
             server_pid: Some(server.pid()),
             threads: 1,
+            token: None,
         };
         match load::run(&config, |_, _, _| {}) {
             Ok(f) => println!(

@@ -10,7 +10,8 @@ use common::ServerProc;
 
 #[test]
 fn uringcast_load_drives_our_server_with_no_failed_session_and_under_1_percent_loss() {
-    let server = ServerProc::start(&["--shards", "2"]);
+    // With auth on, so the tool's --token is exercised too.
+    let server = ServerProc::start(&["--shards", "2", "--bearer-token", "smoke-secret"]);
     let dir = std::env::temp_dir().join(format!("uringcast-load-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let (json, html) = (dir.join("out.json"), dir.join("out.html"));
@@ -26,7 +27,12 @@ fn uringcast_load_drives_our_server_with_no_failed_session_and_under_1_percent_l
             "3s",
             "--quiet",
         ])
-        .args(["--server-pid", &server.pid().to_string()])
+        .args([
+            "--server-pid",
+            &server.pid().to_string(),
+            "--token",
+            "smoke-secret",
+        ])
         .arg("--json")
         .arg(&json)
         .arg("--report")

@@ -45,6 +45,9 @@ struct Args {
     /// Local IP the clients bind to.
     #[arg(long, default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
+    /// Bearer token for every request (WHIP/WHEP auth).
+    #[arg(long, env = "URINGCAST_LOAD_TOKEN")]
+    token: Option<String>,
     /// The server's process id: report its CPU time per egress packet.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             bind: args.bind,
             server_pid: args.server_pid,
             threads: args.threads,
+            token: args.token.clone(),
         };
         let bar = progress_bar(args.quiet, args.duration);
         let figures = load::run(&config, |second, connected, started| {

@@ -43,6 +43,8 @@ pub struct LoadConfig {
     pub server_pid: Option<u32>,
     /// Driver threads.
     pub threads: usize,
+    /// Bearer token sent with every request.
+    pub token: Option<String>,
 }
 
 /// Why a run could not happen at all (sessions that fail are counted, not errors).
@@ -109,6 +111,10 @@ pub fn run(
         audio: config.audio,
         video: config.video,
         video_bitrate: config.video_bitrate,
+        signaling: crate::client::Signaling {
+            token: config.token.clone(),
+            ..Default::default()
+        },
         ..ClientOptions::default()
     };
     let sessions = config.publishers * (1 + config.subscribers);
