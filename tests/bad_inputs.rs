@@ -71,19 +71,12 @@ fn post_bytes(base: &str, path: &str, body: &[u8]) -> (u16, Vec<(String, String)
         .http_status_as_error(false)
         .build()
         .into();
-    let mut response = agent
-        .post(format!("{base}{path}"))
-        .header("Content-Type", "application/sdp")
-        .send(body)
-        .expect("HTTP round trip");
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    (status, headers, body)
+    common::response_parts(
+        agent
+            .post(format!("{base}{path}"))
+            .header("Content-Type", "application/sdp")
+            .send(body),
+    )
 }
 
 fn stats_answer(server: &ServerProc) {

@@ -16,7 +16,7 @@ use tracing::debug;
 
 use super::sockaddr::{self, CONTROL_LEN, ControlBuf, LocalAddr};
 use super::sys::{annotate, cvt, rare};
-use super::{Datapath, MAX_DATAGRAM, NetStats, RecvMeta, Waker};
+use super::{Datapath, MAX_DATAGRAM, NetStats, RecvMeta, Waker, refuse_oversized};
 
 /// Datagrams per `recvmmsg` / `sendmmsg` call.
 pub(crate) const BATCH: usize = 64;
@@ -263,12 +263,7 @@ impl Datapath for MmsgDatapath {
     }
 
     fn queue_send(&mut self, dest: SocketAddr, data: &[u8]) {
-        if data.len() > MAX_DATAGRAM {
-            self.stats.send_dropped += 1;
-            debug!(
-                len = data.len(),
-                "datagram larger than MAX_DATAGRAM, dropped"
-            );
+        if refuse_oversized(&mut self.stats, data.len()) {
             return;
         }
         if self.queued == self.tx.len() {

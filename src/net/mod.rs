@@ -153,3 +153,14 @@ pub fn open(kind: IoKind, socket: std::net::UdpSocket) -> io::Result<Box<dyn Dat
         }
     }
 }
+
+/// A datagram over [`MAX_DATAGRAM`] is not sent: counted in `send_dropped`
+/// and logged at debug. Returns whether `len` is refused.
+pub(crate) fn refuse_oversized(stats: &mut NetStats, len: usize) -> bool {
+    if len <= MAX_DATAGRAM {
+        return false;
+    }
+    stats.send_dropped += 1;
+    tracing::debug!(len, "datagram larger than MAX_DATAGRAM, dropped");
+    true
+}

@@ -34,7 +34,7 @@ use tracing::{debug, warn};
 
 use super::sockaddr::{self, CONTROL_LEN, LocalAddr};
 use super::sys::{annotate, rare};
-use super::{Datapath, MAX_DATAGRAM, NetStats, RecvMeta, Waker};
+use super::{Datapath, MAX_DATAGRAM, NetStats, RecvMeta, Waker, refuse_oversized};
 
 mod mem;
 mod mode;
@@ -493,12 +493,7 @@ impl Datapath for UringDatapath {
     }
 
     fn queue_send(&mut self, dest: SocketAddr, data: &[u8]) {
-        if data.len() > MAX_DATAGRAM {
-            self.stats.send_dropped += 1;
-            debug!(
-                len = data.len(),
-                "datagram larger than MAX_DATAGRAM, dropped"
-            );
+        if refuse_oversized(&mut self.stats, data.len()) {
             return;
         }
         if self.pinned.sends.in_flight() == usize::from(SEND_SLOTS) {

@@ -225,27 +225,17 @@ pub fn http(
     content_type: Option<&str>,
     body: &str,
 ) -> (u16, Vec<(String, String)>, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!("{base}{path}");
-    let result = match method {
-        "POST" | "PATCH" => {
-            let mut request = agent.post(&url);
-            if method == "PATCH" {
-                request = agent.patch(&url);
-            }
-            if let Some(ct) = content_type {
-                request = request.header("Content-Type", ct);
-            }
-            request.send(body)
-        }
-        "DELETE" => agent.delete(&url).call(),
-        "GET" => agent.get(&url).call(),
-        "OPTIONS" => agent.options(&url).call(),
-        other => panic!("unsupported method {other}"),
-    };
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("Content-Type", ct))
+        .into_iter()
+        .collect();
+    request(base, method, path, &headers, body)
+}
+
+/// Status, headers and body of a response (`http_status_as_error` off).
+pub fn response_parts(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> (u16, Vec<(String, String)>, String) {
     let mut response = result.expect("HTTP round trip");
     let status = response.status().as_u16();
     let headers = response
@@ -392,15 +382,7 @@ pub fn request(
         "OPTIONS" => with_headers!(agent.options(&url)).call(),
         other => panic!("unsupported method {other}"),
     };
-    let mut response = result.expect("HTTP round trip");
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    (status, headers, body)
+    response_parts(result)
 }
 
 /// Every value of header `name` (case-insensitive).
