@@ -8,9 +8,8 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Flags, ServerProc, header, http, publish_offer, spawn_client};
+use common::{Flags, ServerProc, header, http, publish_offer, spawn_pair};
 use uringcast::client::payload::Kind;
-use uringcast::client::{ClientOptions, ClientRole};
 
 #[test]
 fn help_lists_every_option_with_its_default() {
@@ -175,22 +174,7 @@ fn datagrams_nobody_owns_are_dropped_counted_and_harmless() {
     // Media still flows, and the room's bitrates show in the stats.
     let flags = Flags::default();
     let limit = Duration::from_secs(20);
-    let publisher = spawn_client(
-        &server.base,
-        "after",
-        ClientRole::Publish,
-        ClientOptions::default(),
-        &flags,
-        limit,
-    );
-    let viewer = spawn_client(
-        &server.base,
-        "after",
-        ClientRole::Watch,
-        ClientOptions::default(),
-        &flags,
-        limit,
-    );
+    let (publisher, viewer) = spawn_pair(&server.base, "after", &flags, limit);
     assert!(flags.wait_connected(2, Duration::from_secs(10)));
     flags.send.store(true, Ordering::Relaxed);
     let saw_bitrates = server.wait_for(Duration::from_secs(5), |s| {

@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Flags, ServerProc, publish_offer, spawn_client};
+use common::{Flags, ServerProc, publish_offer, spawn_pair};
 use uringcast::client::payload::Kind;
-use uringcast::client::{ClientOptions, ClientRole};
 
 /// The floods take every core this machine has: one at a time, so neither
 /// measures the other.
@@ -169,22 +168,7 @@ fn a_udp_junk_flood_leaves_legitimate_media_flowing() {
     let server = ServerProc::start(&["--shards", "2"]);
     let flags = Flags::default();
     let limit = Duration::from_secs(40);
-    let publisher = spawn_client(
-        &server.base,
-        "steady",
-        ClientRole::Publish,
-        ClientOptions::default(),
-        &flags,
-        limit,
-    );
-    let viewer = spawn_client(
-        &server.base,
-        "steady",
-        ClientRole::Watch,
-        ClientOptions::default(),
-        &flags,
-        limit,
-    );
+    let (publisher, viewer) = spawn_pair(&server.base, "steady", &flags, limit);
     assert!(flags.wait_connected(2, Duration::from_secs(10)));
     std::thread::sleep(Duration::from_millis(300));
     flags.send.store(true, Ordering::Relaxed);

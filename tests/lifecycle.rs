@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{Flags, ServerProc, http, publish_offer, spawn_client};
+use common::{Flags, ServerProc, http, publish_offer, spawn_client, spawn_pair};
 use uringcast::client::payload::Kind;
 use uringcast::client::{ClientOptions, ClientRole};
 
@@ -194,22 +194,7 @@ fn sigterm_exits_within_two_seconds_on_mmsg() {
 fn sigterm_closes_sessions_and_exits_within_two_seconds(io: &str) {
     let mut server = ServerProc::start(&["--shards", "2", "--io", io]);
     let flags = Flags::default();
-    let publisher = spawn_client(
-        &server.base,
-        "term",
-        ClientRole::Publish,
-        ClientOptions::default(),
-        &flags,
-        Duration::from_secs(20),
-    );
-    let viewer = spawn_client(
-        &server.base,
-        "term",
-        ClientRole::Watch,
-        ClientOptions::default(),
-        &flags,
-        Duration::from_secs(20),
-    );
+    let (publisher, viewer) = spawn_pair(&server.base, "term", &flags, Duration::from_secs(20));
     assert!(flags.wait_connected(2, Duration::from_secs(10)));
     flags.send.store(true, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(500));

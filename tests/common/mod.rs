@@ -189,6 +189,27 @@ pub fn spawn_client(
     )
 }
 
+/// A default publisher and a default viewer in `room`, sharing `flags`.
+pub fn spawn_pair(base: &str, room: &str, flags: &Flags, limit: Duration) -> (Running, Running) {
+    let publisher = spawn_client(
+        base,
+        room,
+        ClientRole::Publish,
+        ClientOptions::default(),
+        flags,
+        limit,
+    );
+    let viewer = spawn_client(
+        base,
+        room,
+        ClientRole::Watch,
+        ClientOptions::default(),
+        flags,
+        limit,
+    );
+    (publisher, viewer)
+}
+
 /// An SDP offer from a plain str0m peer: `kinds` with `direction`, codecs
 /// chosen by `configure`.
 pub fn offer(
