@@ -421,6 +421,25 @@ impl Directory {
         }
     }
 
+    /// Every session and its shard (`None`: pending), sorted; for
+    /// consistency checks.
+    pub fn placements(&self) -> Vec<(SessionId, Option<usize>)> {
+        let inner = self.inner.lock();
+        let mut all: Vec<_> = inner
+            .sessions
+            .iter()
+            .map(|(id, e)| {
+                let shard = match e.place {
+                    Place::Pending(_) => None,
+                    Place::Shard(s) => Some(s),
+                };
+                (*id, shard)
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
     /// Number of sessions, pending or placed.
     pub fn session_count(&self) -> usize {
         self.inner.lock().sessions.len()

@@ -18,7 +18,7 @@ pub struct Waker {
 
 impl Waker {
     /// Creates a fresh eventfd (non-blocking, close-on-exec).
-    pub(crate) fn new() -> io::Result<Self> {
+    pub fn new() -> io::Result<Self> {
         // SAFETY: eventfd takes no pointers; the result is checked below.
         let raw = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })
             .map_err(|e| annotate(e, "eventfd"))?;

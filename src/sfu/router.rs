@@ -87,6 +87,14 @@ impl<K: Copy + Eq> Router<K> {
         self.rooms.get(&room_id)?.publisher
     }
 
+    /// Every room with a member here: its id, shared state, publisher and
+    /// viewers (for consistency checks).
+    pub fn rooms(&self) -> impl Iterator<Item = (u64, &Arc<RoomShared>, Option<K>, &[K])> {
+        self.rooms
+            .iter()
+            .map(|(id, r)| (*id, &r.shared, r.publisher, r.viewers.as_slice()))
+    }
+
     /// The shared state of a room with a member here.
     pub fn room(&self, room_id: u64) -> Option<&Arc<RoomShared>> {
         self.rooms.get(&room_id).map(|r| &r.shared)

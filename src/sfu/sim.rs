@@ -53,11 +53,25 @@ pub fn setup() -> PeerSetup {
     }
 }
 
-/// A str0m client offering one video section: VP8 on payload type `vp8_pt`
-/// (RTX on the next one), and H264 too when `h264`.
+/// A str0m client at 127.0.0.1:`port`; see [`client_at`].
 fn client(
     now: Instant,
     port: u16,
+    direction: Direction,
+    vp8_pt: u8,
+    h264: bool,
+) -> (ClientEnd, String, str0m::change::SdpPendingOffer) {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    client_at(now, addr, direction, vp8_pt, h264)
+}
+
+/// A str0m client (full ICE, controlling) with one host candidate at
+/// `addr`, offering one video section: VP8 on payload type `vp8_pt` (RTX on
+/// the next one), and H264 too when `h264`. Returns it with its offer and
+/// the pending change its answer completes.
+pub fn client_at(
+    now: Instant,
+    addr: SocketAddr,
     direction: Direction,
     vp8_pt: u8,
     h264: bool,
@@ -75,7 +89,6 @@ fn client(
         Default::default(),
     );
     let mut rtc = config.build(now);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
     let mut change = rtc.sdp_api();
     let mid = change.add_media(MediaKind::Video, direction, None, None, None);
@@ -242,7 +255,9 @@ impl World {
     }
 }
 
-fn drain_client(end: &mut ClientEnd, out: &mut Vec<(SocketAddr, Transmit)>) {
+/// Polls `end` until its next timeout: its datagrams go to `out` (with
+/// its address), its events to `end.events`.
+pub fn drain_client(end: &mut ClientEnd, out: &mut Vec<(SocketAddr, Transmit)>) {
     loop {
         match end.rtc.poll_output().unwrap() {
             Output::Timeout(_) => return,

@@ -72,6 +72,16 @@ impl<K: Copy + PartialEq> Routes<K> {
         self.by_ufrag.insert(ufrag, key);
     }
 
+    /// Every address route (for consistency checks; not a hot path).
+    pub fn addrs(&self) -> impl Iterator<Item = (&SocketAddr, &Route<K>)> {
+        self.by_addr.iter()
+    }
+
+    /// Every ufrag and the peer it names (for consistency checks).
+    pub fn ufrags(&self) -> impl Iterator<Item = (&str, &K)> {
+        self.by_ufrag.iter().map(|(u, k)| (u.as_str(), k))
+    }
+
     /// Forgets `ufrag` if it still names `key`.
     pub fn unname(&mut self, ufrag: &str, key: K) {
         if self.by_ufrag.get(ufrag) == Some(&key) {

@@ -9,17 +9,17 @@ use crate::net::NetStats;
 use crate::sfu::Outputs;
 
 macro_rules! counters {
-    ($(#[$doc:meta] $name:ident),* $(,)?) => {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
         /// Counters of one shard.
         #[derive(Debug, Default)]
         pub struct ShardStats {
-            $(#[$doc] pub $name: AtomicU64,)*
+            $($(#[$doc])* pub $name: AtomicU64,)*
         }
 
         /// A point-in-time copy of [`ShardStats`].
         #[derive(Debug, Clone, Default, Serialize)]
         pub struct ShardSnapshot {
-            $(#[$doc] pub $name: u64,)*
+            $($(#[$doc])* pub $name: u64,)*
         }
 
         impl ShardStats {
@@ -44,6 +44,13 @@ counters! {
     cross_shard_in,
     /// Datagrams handed to the shard that owns their peer.
     handed_off,
+    /// Datagrams handed over by another shard (counted there in `handed_off`).
+    handed_in,
+    /// Datagrams (received or handed in) given to a peer's state machine.
+    /// Every datagram is counted once: `received + handed_in = to_peer +
+    /// handed_off + drop_unknown_source + drop_unknown_ufrag` + the hand-offs
+    /// in `drop_queue_full`.
+    to_peer,
     /// Peers currently on this shard.
     peers,
     /// Dropped: datagram from an unknown address that is not a STUN binding request.

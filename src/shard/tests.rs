@@ -1,0 +1,179 @@
+//! Shards driven without sockets ([`ShardWorld`]): routing, hand-off,
+//! address reuse, junk, expiry, each ending in the full consistency check.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::sim::ShardWorld;
+use crate::directory::Limits;
+use crate::sfu::Role;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn world(shards: usize) -> ShardWorld {
+    ShardWorld::new(shards, Limits::default(), crate::sfu::sim::setup())
+}
+
+/// Advances in 20 ms steps until every listening client is connected (at
+/// most 3 s of virtual time).
+fn connect(w: &mut ShardWorld) {
+    for _ in 0..150 {
+        if w.clients.iter().all(|c| c.silent || c.connected) {
+            return;
+        }
+        w.advance(Duration::from_millis(20));
+    }
+    panic!("clients did not connect in 3 s of virtual time");
+}
+
+fn check(w: &ShardWorld) -> Vec<super::Tables> {
+    w.check().unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn media_flows_to_viewers_on_both_shards_and_everything_ends_clean() {
+    let mut w = world(2);
+    // Even ports hash to shard 0, odd to shard 1.
+    let publisher = w.post("r", Role::Publisher, addr(4000)).unwrap();
+    let near = w.post("r", Role::Viewer, addr(4002)).unwrap();
+    let far = w.post("r", Role::Viewer, addr(4003)).unwrap();
+    connect(&mut w);
+    for _ in 0..50 {
+        w.publish(publisher, 300);
+        w.advance(Duration::from_millis(10));
+    }
+    let tables = check(&w);
+    assert_eq!(tables[0].sessions.len(), 2, "publisher and near viewer");
+    assert_eq!(tables[1].sessions.len(), 1, "far viewer");
+    for viewer in [near, far] {
+        assert!(
+            w.clients[viewer].rtp_received >= 45,
+            "viewer {viewer} got {} of 50 packets",
+            w.clients[viewer].rtp_received
+        );
+    }
+    let s0 = w.shards[0].stats();
+    assert!(s0.cross_shard_out >= 45, "{s0:?}");
+    w.wind_down();
+    w.check_empty().unwrap();
+}
+
+#[test]
+fn a_new_session_on_a_reused_port_keeps_its_route_when_the_old_one_ends() {
+    let mut w = world(1);
+    let old = w.post("a", Role::Publisher, addr(4000)).unwrap();
+    connect(&mut w);
+    // The first client goes away without a DELETE; a new one gets the same
+    // address from the NAT and publishes to another room.
+    w.clients[old].silent = true;
+    let new = w.post("b", Role::Publisher, addr(4000)).unwrap();
+    connect(&mut w);
+    let new_id = w.clients[new].session;
+    assert_eq!(check(&w)[0].pinned, vec![(addr(4000), new_id)]);
+    assert!(w.delete(old), "the old session still existed");
+    w.run();
+    assert_eq!(
+        check(&w)[0].pinned,
+        vec![(addr(4000), new_id)],
+        "the old session's end must not take the new one's address"
+    );
+    let received = w.shards[0].stats().rtp_in;
+    for _ in 0..10 {
+        w.publish(new, 200);
+        w.advance(Duration::from_millis(10));
+    }
+    assert!(
+        w.shards[0].stats().rtp_in >= received + 9,
+        "the new publisher's media still arrives"
+    );
+    w.wind_down();
+    w.check_empty().unwrap();
+}
+
+#[test]
+fn a_rebound_client_is_handed_off_and_its_route_is_withdrawn_at_the_end() {
+    let mut w = world(2);
+    let publisher = w.post("r", Role::Publisher, addr(4000)).unwrap();
+    connect(&mut w);
+    // The NAT moves the client to a port that hashes to shard 1.
+    w.rebind(publisher, addr(4001));
+    w.advance(Duration::from_secs(3));
+    let id = w.clients[publisher].session;
+    let tables = check(&w);
+    assert!(tables[0].pinned.contains(&(addr(4001), id)));
+    assert_eq!(tables[1].routed, vec![(addr(4001), 0)]);
+    let before = w.shards[0].stats().rtp_in;
+    for _ in 0..10 {
+        w.publish(publisher, 200);
+        w.advance(Duration::from_millis(10));
+    }
+    assert!(w.shards[0].stats().rtp_in >= before + 9);
+    assert!(w.shards[1].stats().handed_off >= 10);
+    assert!(w.delete(publisher));
+    w.run();
+    let tables = check(&w);
+    assert!(tables[0].sessions.is_empty() && tables[0].pinned.is_empty());
+    assert!(tables[1].routed.is_empty(), "shard 1 was told to unroute");
+}
+
+#[test]
+fn junk_replays_and_spoofed_stun_are_counted_and_never_pin() {
+    let mut w = world(2);
+    let publisher = w.post("r", Role::Publisher, addr(4000)).unwrap();
+    connect(&mut w);
+    let pinned = check(&w)[0].pinned.clone();
+    let spoofer = addr(5001);
+    for kind in 0..super::sim::KINDS {
+        // Changed anywhere before FINGERPRINT: the STUN no longer checks out.
+        w.replay(publisher, kind, spoofer, None, Some((4, 0x20)));
+        // DTLS, SRTP and SRTCP from an address that never authenticated.
+        if kind > 0 {
+            w.replay(publisher, kind, spoofer, Some(0), None);
+        }
+    }
+    for (i, junk) in [
+        &b"\x00\x01\x00\x00"[..],
+        b"\x80",
+        b"GET / HTTP/1.1\r\n",
+        &[0x16; 40],
+    ]
+    .iter()
+    .enumerate()
+    {
+        w.deliver(i % 2, addr(6000 + i as u16), junk);
+    }
+    w.run();
+    let tables = check(&w);
+    assert_eq!(tables[0].pinned, pinned, "nothing new pinned");
+    assert!(tables[1].routed.is_empty());
+    let s: Vec<_> = w.shards.iter().map(|s| s.stats()).collect();
+    assert!(
+        s[0].drop_unknown_source + s[1].drop_unknown_source >= 5,
+        "{s:?}"
+    );
+    // A genuine STUN replayed from elsewhere does authenticate (it is what a
+    // NAT rebinding looks like): that address may be pinned, and is counted
+    // as a source of valid STUN.
+    w.replay(publisher, 0, spoofer, None, None);
+    w.run();
+    check(&w);
+}
+
+#[test]
+fn sessions_that_never_connect_are_gone_after_the_connect_timeout() {
+    let mut w = world(2);
+    let publisher = w.post("r", Role::Publisher, addr(4000)).unwrap();
+    connect(&mut w);
+    for port in 4001..4005 {
+        let viewer = w.post("r", Role::Viewer, addr(port)).unwrap();
+        // Never sends anything: stays pending in the directory.
+        w.clients[viewer].silent = true;
+    }
+    w.advance(Duration::from_secs(1));
+    assert_eq!(w.directory.pending_count(), 4);
+    assert!(!w.clients[publisher].silent);
+    w.wind_down();
+    w.check_empty().unwrap();
+}
