@@ -7,6 +7,7 @@
 //! out as a [`str0m::net::Transmit`] in [`Outputs`]. The shard drives it.
 
 mod bitrate;
+mod egress;
 #[cfg(test)]
 mod ice_tests;
 mod ids;

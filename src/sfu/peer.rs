@@ -21,6 +21,7 @@ use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcError};
 use tracing::{debug, warn};
 
 use super::bitrate::BitrateLimit;
+use super::egress::Egress;
 use super::keyframe::KeyframeThrottle;
 use super::rewrite::Rewriter;
 use super::room::{PublishedMedia, RoomShared};
@@ -186,6 +187,8 @@ pub struct Peer {
     bitrate_limit: Option<BitrateLimit>,
     /// When a REMB was last asked of this publisher for going over its limit.
     last_remb: Option<Instant>,
+    /// The address the client last nominated, if str0m sends elsewhere.
+    egress: Egress,
 }
 
 impl Peer {
@@ -221,6 +224,7 @@ impl Peer {
             unflushed: false,
             bitrate_limit: None,
             last_remb: None,
+            egress: Egress::default(),
         }
     }
 
@@ -350,9 +354,10 @@ impl Peer {
             && out
                 .transmits
                 .get(before..)
-                .is_some_and(|sent| sent.iter().any(|t| t.destination == source));
+                .is_some_and(|sent| sent.iter().any(|t| is_stun_to(t, source)));
         if authenticated {
             self.last_heard = now;
+            self.egress.on_authenticated(source, data);
         }
         authenticated
     }
@@ -667,7 +672,10 @@ impl Peer {
                     self.rtc_deadline = at;
                     return Ok(());
                 }
-                Output::Transmit(t) => out.transmits.push(t),
+                Output::Transmit(mut t) => {
+                    self.egress.redirect(&mut t);
+                    out.transmits.push(t);
+                }
                 Output::Event(event) => self.handle_event(event, out),
             }
         }
@@ -802,4 +810,11 @@ fn build_pt_map(rtc: &Rtc, track: &mut ViewerTrack, media: &PublishedMedia) {
 pub(super) fn can_receive(rtc: &Rtc, track: &mut ViewerTrack, media: &PublishedMedia) -> bool {
     build_pt_map(rtc, track, media);
     track.pt_map.iter().any(|&pt| pt != NO_PT)
+}
+
+/// Whether `t` is STUN (from an ICE-lite agent: a response) sent to `to`.
+/// Other datagrams str0m happens to send there while it handles a request
+/// (a DTLS retransmission, media) prove nothing.
+fn is_stun_to(t: &Transmit, to: SocketAddr) -> bool {
+    t.destination == to && crate::wire::classify(&t.contents) == crate::wire::PacketClass::Stun
 }

@@ -177,3 +177,26 @@ fn sessions_that_never_connect_are_gone_after_the_connect_timeout() {
     w.wind_down();
     w.check_empty().unwrap();
 }
+
+#[test]
+fn a_rebound_viewer_gets_media_at_its_new_address_within_a_consent_check() {
+    let mut w = world(2);
+    let publisher = w.post("r", Role::Publisher, addr(4000)).unwrap();
+    let viewer = w.post("r", Role::Viewer, addr(4001)).unwrap();
+    connect(&mut w);
+    // The viewer's NAT moves it to a port that hashes to the other shard;
+    // str0m alone would keep sending to the old address for 15 s.
+    w.rebind(viewer, addr(4002));
+    w.advance(Duration::from_secs(3));
+    let before = w.clients[viewer].rtp_received;
+    for _ in 0..20 {
+        w.publish(publisher, 200);
+        w.advance(Duration::from_millis(10));
+    }
+    let got = w.clients[viewer].rtp_received - before;
+    assert!(got >= 19, "{got} of 20 packets reached the rebound viewer");
+    let id = w.clients[viewer].session;
+    let tables = check(&w);
+    assert!(tables[1].pinned.contains(&(addr(4002), id)));
+    assert_eq!(tables[0].routed, vec![(addr(4002), 1)]);
+}

@@ -297,6 +297,7 @@ impl Relay {
         let stop = Arc::new(AtomicBool::new(false));
         for socket in upstreams.iter().chain(std::iter::once(&front)) {
             socket.set_nonblocking(true).expect("nonblocking");
+            big_receive_buffer(socket);
         }
         let (current, halt) = (upstream.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
@@ -310,10 +311,13 @@ impl Relay {
                     client = Some(from);
                     let _ = upstreams[current.load(Ordering::Relaxed)].send_to(&buf[..n], server);
                 }
-                for socket in &upstreams {
+                // Like a NAT that rebound: a mapping no longer in use is
+                // gone, and what the server still sends to it is lost.
+                let live = current.load(Ordering::Relaxed);
+                for (index, socket) in upstreams.iter().enumerate() {
                     while let Ok((n, _)) = socket.recv_from(&mut buf) {
                         idle = false;
-                        if let Some(client) = client {
+                        if let Some(client) = client.filter(|_| index == live) {
                             let _ = front.send_to(&buf[..n], client);
                         }
                     }
@@ -331,7 +335,7 @@ impl Relay {
         }
     }
 
-    /// Sends from upstream socket `index` from now on.
+    /// Uses upstream socket `index` from now on (the others go dead).
     pub fn switch_to(&self, index: usize) {
         self.upstream
             .store(index, std::sync::atomic::Ordering::Relaxed);
@@ -344,6 +348,26 @@ impl Drop for Relay {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// 4 MiB of receive buffer (past `net.core.rmem_max` when root), so a
+/// keyframe burst is not lost in a test tool before it reaches the client.
+fn big_receive_buffer(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let bytes: libc::c_int = 4 << 20;
+    // SAFETY: passes a live c_int of the size given to a socket we own.
+    let forced = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        let _ = socket2::SockRef::from(socket).set_recv_buffer_size(bytes as usize);
     }
 }
 
