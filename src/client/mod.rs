@@ -90,6 +90,10 @@ impl Default for ClientOptions {
     }
 }
 
+/// How far a publisher's media schedule may fall behind before it skips
+/// ahead (see `send_due_media`).
+const MAX_LAG: Duration = Duration::from_millis(200);
+
 /// Largest video packet payload the publisher writes.
 const VIDEO_PACKET: usize = 1100;
 /// Audio payload size (a typical Opus packet at ~40 kbit/s).
@@ -483,6 +487,14 @@ impl Client {
 
     /// Writes every audio packet and video frame whose time has come.
     fn send_due_media(&mut self, now: Instant) -> Result<(), ClientError> {
+        // A live source does not send what it missed while paused (or while
+        // this thread was not scheduled): a schedule that fell behind by
+        // more than `MAX_LAG` restarts at `now` instead of bursting.
+        for next in [&mut self.sender.next_audio, &mut self.sender.next_video] {
+            if now.saturating_duration_since(*next) > MAX_LAG {
+                *next = now;
+            }
+        }
         let audio_period = Duration::from_millis(20);
         while self.sender.audio.is_some() && self.sender.next_audio <= now {
             self.sender.next_audio += audio_period;

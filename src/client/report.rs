@@ -63,6 +63,19 @@ impl TrackCounter {
         self.seen.iter().filter(|(t, _)| *t == tag).count() as u64
     }
 
+    /// The runs of sequence numbers `0..sent` of publisher `tag` never
+    /// received, as `(first, last)` (for failure messages).
+    pub fn missing_from(&self, tag: u32, sent: u32) -> Vec<(u32, u32)> {
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        for seq in (0..sent).filter(|s| !self.seen.contains(&(tag, *s))) {
+            match runs.last_mut() {
+                Some((_, last)) if *last + 1 == seq => *last = seq,
+                _ => runs.push((seq, seq)),
+            }
+        }
+        runs
+    }
+
     /// Distinct packets received.
     pub fn unique(&self) -> u64 {
         self.seen.len() as u64
