@@ -132,7 +132,8 @@ mod tests {
 
     /// Through real str0m peers in virtual time: a publisher over
     /// `--max-bitrate-in` loses packets (counted) and is sent a REMB naming
-    /// the limit; a viewer over `--max-bitrate-out` loses packets (counted).
+    /// the limit; a viewer over `--max-bitrate-out` loses packets (counted)
+    /// and asks for a keyframe now and then to recover.
     #[test]
     fn peers_drop_over_their_limits_and_ask_the_publisher_to_slow_down() {
         use str0m::Event;
@@ -145,6 +146,7 @@ mod tests {
         world.publisher.1.limit_bitrate(400_000, 0);
         world.viewers[1].1.limit_bitrate(0, 200_000);
         let mut seq = 1u64;
+        let asks_before = world.viewer_keyframe_asks.clone();
         // 1000-byte packets every 10 ms: about 810 kbit/s for 4 s.
         world.run(Duration::from_secs(4), Duration::from_millis(10), |w| {
             w.publish(seq, vec![0x42; 1000]);
@@ -171,6 +173,14 @@ mod tests {
             got[1] + dropped_out + 1 >= got[0],
             "every packet viewer 1 missed was counted: {got:?} {dropped_out}"
         );
+        // Each viewer asks once when the publisher's first packet arrives
+        // (a new source). Viewer 1's video then broke: it asked again, at
+        // most once per 2 s (4 s with gaps: 2 or 3 more).
+        let asks: Vec<usize> = (0..2)
+            .map(|i| world.viewer_keyframe_asks[i] - asks_before[i])
+            .collect();
+        assert_eq!(asks[0], 1, "{asks:?}");
+        assert!((3..=4).contains(&asks[1]), "{asks:?} keyframe requests");
         let remb: Vec<u64> = world
             .publisher
             .0

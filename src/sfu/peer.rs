@@ -155,6 +155,10 @@ pub struct Timeouts {
 /// Bytes counted for an RTP header against a bitrate limit.
 const RTP_HEADER_BYTES: usize = 12;
 
+/// Least interval between two keyframes asked for a viewer whose video
+/// lost packets to `--max-bitrate-out`.
+const GAP_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Least interval between two REMBs asked of a publisher over its limit.
 const REMB_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -189,6 +193,10 @@ pub struct Peer {
     last_remb: Option<Instant>,
     /// The address the client last nominated, if str0m sends elsewhere.
     egress: Egress,
+    /// A viewer: a video packet was dropped over `--max-bitrate-out`.
+    video_gap: bool,
+    /// When a keyframe was last asked for because of such a gap.
+    gap_keyframe_at: Option<Instant>,
 }
 
 impl Peer {
@@ -225,6 +233,8 @@ impl Peer {
             bitrate_limit: None,
             last_remb: None,
             egress: Egress::default(),
+            video_gap: false,
+            gap_keyframe_at: None,
         }
     }
 
@@ -458,7 +468,21 @@ impl Peer {
                 self.room
                     .dropped_bitrate_out
                     .fetch_add(1, Ordering::Relaxed);
+                self.video_gap = true;
                 return false;
+            } else if self.video_gap {
+                // The frames after a dropped packet do not decode until a
+                // keyframe: ask for one, but seldom, since a keyframe is
+                // what a viewer over its limit can least afford.
+                self.video_gap = false;
+                let due = self.gap_keyframe_at.is_none_or(|at| {
+                    packet.received.saturating_duration_since(at) >= GAP_KEYFRAME_INTERVAL
+                });
+                if due {
+                    self.gap_keyframe_at = Some(packet.received);
+                    out.events
+                        .push(PeerEvent::WantKeyframe(KeyframeRequestKind::Pli));
+                }
             }
         }
         let Some(mapped) = track.rewriter.rewrite(

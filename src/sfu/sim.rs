@@ -35,6 +35,8 @@ pub struct World {
     pub viewers: Vec<(ClientEnd, Peer)>,
     pub out: Outputs,
     pub keyframe_asks: usize,
+    /// Keyframe requests each viewer made while media was written to it.
+    pub viewer_keyframe_asks: Vec<usize>,
     /// The publisher's last RTP sequence number (see [`World::publisher_datagram`]).
     pub next_seq: u64,
     /// Client datagrams to deliver on the next [`World::pump`].
@@ -115,7 +117,8 @@ impl World {
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
             .unwrap();
         let media = publisher.published_media().unwrap().clone();
-        let viewers = (0..viewers)
+        let count = viewers;
+        let viewers = (0..count)
             .map(|i| {
                 // Viewers number VP8 differently from the publisher (100, not 96).
                 let (mut vc, offer, pending) =
@@ -137,6 +140,7 @@ impl World {
             viewers,
             out: Outputs::default(),
             keyframe_asks: 0,
+            viewer_keyframe_asks: vec![0; count],
             next_seq: 0,
             held: Vec::new(),
         }
@@ -190,9 +194,14 @@ impl World {
                 moved = true;
                 match event {
                     PeerEvent::Media(packet) => {
-                        for (_, viewer) in &mut self.viewers {
+                        for (i, (_, viewer)) in self.viewers.iter_mut().enumerate() {
+                            let before = self.out.events.len();
                             viewer.forward(&packet, &mut self.out);
                             viewer.flush(now, &mut self.out);
+                            self.viewer_keyframe_asks[i] += self.out.events[before..]
+                                .iter()
+                                .filter(|e| matches!(e, PeerEvent::WantKeyframe(_)))
+                                .count();
                         }
                     }
                     PeerEvent::WantKeyframe(kind) => {
