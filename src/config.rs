@@ -42,6 +42,16 @@ pub struct Config {
     #[arg(long, env = "URINGCAST_BODY_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub body_timeout: Duration,
 
+    /// A client must send a request's headers within this long (counted from
+    /// when the server starts waiting, so it also closes idle keep-alive
+    /// connections).
+    #[arg(long, env = "URINGCAST_HEADER_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub header_timeout: Duration,
+
+    /// HTTP connections open at once; more are closed as they arrive.
+    #[arg(long, env = "URINGCAST_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
     /// A session that has not connected (ICE + DTLS) after this long is removed.
     #[arg(long, env = "URINGCAST_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "15s")]
     pub connect_timeout: Duration,
@@ -205,6 +215,8 @@ mod tests {
         assert_eq!(config.rate_limit, 0);
         assert_eq!(config.max_pending, 1_000);
         assert_eq!(config.body_timeout, Duration::from_secs(10));
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_connections, 4096);
         assert_eq!(config.max_sessions_per_ip, 0);
         assert_eq!(config.room_size, 100);
         assert_eq!(config.max_bitrate_in, 8_000_000);

@@ -151,10 +151,14 @@ impl Server {
             counters: Arc::new(SignalingCounters::default()),
         };
         let connect_timeout = config.connect_timeout;
+        let limits = http::ConnectionLimits {
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections,
+        };
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http_thread = std::thread::Builder::new()
             .name("signaling".into())
-            .spawn(move || run_http(listener, state, connect_timeout, stopped))
+            .spawn(move || run_http(listener, state, limits, connect_timeout, stopped))
             .map_err(StartError::Thread)?;
 
         Ok(Self {
@@ -240,6 +244,7 @@ fn candidates(udp_addr: SocketAddr, public_ips: &[IpAddr]) -> Result<Vec<SocketA
 fn run_http(
     listener: std::net::TcpListener,
     state: AppState,
+    limits: http::ConnectionLimits,
     connect_timeout: Duration,
     stopped: oneshot::Receiver<()>,
 ) {
@@ -264,15 +269,12 @@ fn run_http(
             }
         };
         http::spawn_background_tasks(&state, connect_timeout);
+        let counters = state.counters.clone();
         let app = http::router(state);
-        // The peer address feeds the per-IP rate limit.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        http::serve(listener, app, limits, counters, async {
             let _ = stopped.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
+        })
+        .await;
     });
     // Do not wait for slow clients' connections at shutdown.
     runtime.shutdown_timeout(Duration::from_millis(200));

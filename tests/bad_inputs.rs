@@ -1051,6 +1051,77 @@ fn hostile_tokens_are_401_and_create_nothing() {
     );
 }
 
+/// Whether the server closed `stream` (EOF or reset) within its read
+/// timeout, reading and discarding whatever it sent first.
+fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut sink = Vec::new();
+    match stream.read_to_end(&mut sink) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+/// Slowloris on headers, idle keep-alive, and too many connections: a
+/// client that never finishes its request headers (however it drips them)
+/// or never sends any is disconnected after `--header-timeout`; past
+/// `--max-connections`, a new connection is closed at once. Both are
+/// counted, and afterwards the server answers normally.
+#[test]
+fn slow_headers_idle_connections_and_a_connection_flood_are_cut_off() {
+    use std::io::Write;
+    let server = ServerProc::start(&[
+        "--shards",
+        "1",
+        "--header-timeout",
+        "1s",
+        "--max-connections",
+        "16",
+    ]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let connect = || {
+        let stream = std::net::TcpStream::connect(&addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream
+    };
+    // 10 idle connections and 6 that send headers but never finish them.
+    let mut idle: Vec<_> = (0..10).map(|_| connect()).collect();
+    let mut dripping: Vec<_> = (0..6)
+        .map(|i| {
+            let mut s = connect();
+            write!(s, "POST /whip/drip{i} HTTP/1.1\r\nHost: {addr}\r\n").expect("write");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The 17th is over the cap: closed without an answer.
+    let mut extra = connect();
+    let _ = write!(extra, "GET /v1/stats HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    assert!(closed_by_server(&mut extra), "a connection past the cap");
+    // Drip a header line now and then: it does not extend the deadline.
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(250));
+        for s in &mut dripping {
+            let _ = s.write_all(b"X-Drip: a\r\n");
+        }
+    }
+    for (i, s) in idle.iter_mut().chain(dripping.iter_mut()).enumerate() {
+        assert!(closed_by_server(s), "connection {i} was left open");
+    }
+    let stats = server.stats();
+    let signaling = &stats["signaling"];
+    assert!(
+        signaling["connections_refused"].as_u64() >= Some(1),
+        "{stats}"
+    );
+    assert!(signaling["header_timeouts"].as_u64() >= Some(16), "{stats}");
+    assert_eq!(stats["sessions"], 0, "{stats}");
+    let (s, _, _) = post_bytes(&server.base, "/whip/fast", base_offer().as_bytes());
+    assert_eq!(s, 201, "a normal POST still works");
+}
+
 /// Slowloris: a body that trickles in more slowly than `--body-timeout`
 /// gets 408 and the connection is closed; several at once hold nothing
 /// (the server keeps answering, no session is made).

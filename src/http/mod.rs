@@ -11,6 +11,7 @@ mod limits;
 mod patch;
 mod problem;
 mod sdp_checks;
+mod serve;
 mod session;
 mod stats;
 
@@ -30,6 +31,7 @@ pub use auth::{Access, Auth, Grant};
 pub use ice_servers::{IceServers, turn_rest_credential};
 pub use limits::RateLimit;
 pub use problem::Problem;
+pub use serve::{ConnectionLimits, serve};
 pub use stats::{StatsSampler, spawn_background_tasks};
 
 use crate::config::Config;
@@ -106,6 +108,11 @@ pub struct SignalingCounters {
     pub room_full: AtomicU64,
     /// Pending sessions removed after `--connect-timeout` without a first STUN.
     pub pending_expired: AtomicU64,
+    /// HTTP connections closed at once at `--max-connections`.
+    pub connections_refused: AtomicU64,
+    /// HTTP connections closed for not sending a request's headers within
+    /// `--header-timeout` (slow or idle clients).
+    pub header_timeouts: AtomicU64,
 }
 
 impl SignalingCounters {
