@@ -16,6 +16,15 @@ pub struct Config {
     #[arg(long, env = "URINGCAST_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs
+    /// --tls-key. WHIP and WHEP clients outside localhost require HTTPS.
+    #[arg(long, env = "URINGCAST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "URINGCAST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// The one UDP address every peer's media uses. Port 0 picks a free port.
     #[arg(long, env = "URINGCAST_UDP_ADDR", default_value = "127.0.0.1:5004")]
     pub udp_addr: SocketAddr,

@@ -24,14 +24,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let http = server.http_addr();
+    let base = server.base_url();
     // A closed stdout must not take the server down: print what we can.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "uringcast {} serving", env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(out, "  demo:          http://{http}/");
-    let _ = writeln!(out, "  WHIP publish:  POST http://{http}/whip/{{room}}");
-    let _ = writeln!(out, "  WHEP watch:    POST http://{http}/whep/{{room}}");
-    let _ = writeln!(out, "  stats:         GET  http://{http}/v1/stats");
+    let _ = writeln!(out, "  demo:          {base}/");
+    let _ = writeln!(out, "  WHIP publish:  POST {base}/whip/{{room}}");
+    let _ = writeln!(out, "  WHEP watch:    POST {base}/whep/{{room}}");
+    let _ = writeln!(out, "  stats:         GET  {base}/v1/stats");
     let _ = writeln!(
         out,
         "  media:         udp {} ({} shards, io: {})",

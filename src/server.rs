@@ -38,6 +38,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Config(String),
+    #[error("HTTPS: {0}")]
+    Tls(#[from] http::TlsError),
     #[error("starting a thread: {0}")]
     Thread(std::io::Error),
 }
@@ -45,6 +47,7 @@ pub enum StartError {
 /// A running server.
 pub struct Server {
     http_addr: SocketAddr,
+    https: bool,
     udp_addr: SocketAddr,
     io_names: Arc<[&'static str]>,
     shards: Arc<[ShardHandle]>,
@@ -150,6 +153,16 @@ impl Server {
             policy,
             counters: Arc::new(SignalingCounters::default()),
         };
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(http::tls_acceptor(cert, key)?),
+            (None, None) => None,
+            _ => {
+                return Err(StartError::Config(
+                    "--tls-cert and --tls-key go together".into(),
+                ));
+            }
+        };
+        let https = tls.is_some();
         let connect_timeout = config.connect_timeout;
         let limits = http::ConnectionLimits {
             header_timeout: config.header_timeout,
@@ -158,11 +171,12 @@ impl Server {
         let (http_stop, stopped) = oneshot::channel::<()>();
         let http_thread = std::thread::Builder::new()
             .name("signaling".into())
-            .spawn(move || run_http(listener, state, limits, connect_timeout, stopped))
+            .spawn(move || run_http(listener, state, tls, limits, connect_timeout, stopped))
             .map_err(StartError::Thread)?;
 
         Ok(Self {
             http_addr,
+            https,
             udp_addr,
             io_names,
             shards,
@@ -175,6 +189,12 @@ impl Server {
     /// Where the HTTP endpoint listens.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The endpoint's base URL (`http://` or, with TLS, `https://`).
+    pub fn base_url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.http_addr)
     }
 
     /// The media port's address.
@@ -244,6 +264,7 @@ fn candidates(udp_addr: SocketAddr, public_ips: &[IpAddr]) -> Result<Vec<SocketA
 fn run_http(
     listener: std::net::TcpListener,
     state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     limits: http::ConnectionLimits,
     connect_timeout: Duration,
     stopped: oneshot::Receiver<()>,
@@ -271,7 +292,7 @@ fn run_http(
         http::spawn_background_tasks(&state, connect_timeout);
         let counters = state.counters.clone();
         let app = http::router(state);
-        http::serve(listener, app, limits, counters, async {
+        http::serve(listener, app, tls, limits, counters, async {
             let _ = stopped.await;
         })
         .await;

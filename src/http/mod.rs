@@ -14,6 +14,7 @@ mod sdp_checks;
 mod serve;
 mod session;
 mod stats;
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,7 @@ pub use limits::RateLimit;
 pub use problem::Problem;
 pub use serve::{ConnectionLimits, serve};
 pub use stats::{StatsSampler, spawn_background_tasks};
+pub use tls::{TlsError, acceptor as tls_acceptor};
 
 use crate::config::Config;
 use crate::directory::Directory;
@@ -113,6 +115,9 @@ pub struct SignalingCounters {
     /// HTTP connections closed for not sending a request's headers within
     /// `--header-timeout` (slow or idle clients).
     pub header_timeouts: AtomicU64,
+    /// HTTPS connections whose TLS handshake failed or did not finish
+    /// within `--header-timeout` (plain HTTP sent to the TLS port counts).
+    pub tls_failures: AtomicU64,
 }
 
 impl SignalingCounters {

@@ -5,8 +5,9 @@
 //! connections (`--max-connections`: past it, new ones are closed at once
 //! and counted), so slow or idle clients cannot hold file descriptors
 //! without bound. Bodies have their own deadline (`--body-timeout`, in the
-//! handlers). Every request carries its peer address (`ConnectInfo`) for
-//! the per-IP limits.
+//! handlers). With `--tls-cert`, connections are TLS ([`super::tls`]); the
+//! handshake must finish within the header deadline too. Every request
+//! carries its peer address (`ConnectInfo`) for the per-IP limits.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::SignalingCounters;
@@ -35,11 +37,12 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
 }
 
-/// Serves `app` on `listener` until `shutdown` completes; then open
-/// connections finish their current request and close.
+/// Serves `app` on `listener` (over TLS with `tls`) until `shutdown`
+/// completes; then open connections finish their current request and close.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    tls: Option<TlsAcceptor>,
     limits: ConnectionLimits,
     counters: Arc<SignalingCounters>,
     shutdown: impl Future<Output = ()>,
@@ -66,35 +69,76 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let mut closed = closed.clone();
-        let counters = counters.clone();
+        let connection = Connection {
+            app: app.clone(),
+            remote,
+            limits,
+            closed: closed.clone(),
+            counters: counters.clone(),
+        };
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(remote));
-                app.clone().oneshot(request.map(Body::new))
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                _ = closed.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let Some(acceptor) = tls else {
+                return connection.serve(TokioIo::new(stream)).await;
             };
-            if let Err(e) = result {
-                if e.is_timeout() {
-                    counters.count(&counters.header_timeouts);
+            // The handshake shares the header deadline: a client that
+            // opens a connection and sends nothing holds it no longer.
+            match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => connection.serve(TokioIo::new(stream)).await,
+                Ok(Err(e)) => {
+                    connection.counters.count(&connection.counters.tls_failures);
+                    tracing::debug!(%remote, error = %e, "TLS handshake failed");
                 }
-                tracing::debug!(%remote, error = %e, "HTTP connection ended");
+                Err(_) => {
+                    connection.counters.count(&connection.counters.tls_failures);
+                    tracing::debug!(%remote, "TLS handshake timed out");
+                }
             }
         });
     }
     let _ = closing.send(true);
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    app: Router,
+    remote: std::net::SocketAddr,
+    limits: ConnectionLimits,
+    closed: watch::Receiver<bool>,
+    counters: Arc<SignalingCounters>,
+}
+
+impl Connection {
+    /// Serves HTTP/1 requests on `io` (plain TCP or TLS) until the client
+    /// leaves, a deadline passes, or the server shuts down.
+    async fn serve<I>(mut self, io: I)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (app, remote) = (self.app, self.remote);
+        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            app.clone().oneshot(request.map(Body::new))
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_timeout);
+        let connection = builder.serve_connection(io, service);
+        let mut connection = std::pin::pin!(connection);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            _ = self.closed.changed() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = result {
+            if e.is_timeout() {
+                self.counters.count(&self.counters.header_timeouts);
+            }
+            tracing::debug!(%remote, error = %e, "HTTP connection ended");
+        }
+    }
 }

@@ -60,13 +60,9 @@ impl ServerProc {
             let line = rx
                 .recv_timeout(left)
                 .expect("the server printed its addresses in time");
-            if let Some(rest) = line
-                .split("POST http://")
-                .nth(1)
-                .filter(|_| line.contains("WHIP"))
-            {
-                let host = rest.split('/').next().expect("host:port");
-                base = Some(format!("http://{host}"));
+            // "WHIP publish:  POST http(s)://host:port/whip/{room}"
+            if let Some(url) = line.split("POST ").nth(1).filter(|_| line.contains("WHIP")) {
+                base = url.split("/whip/").next().map(str::to_owned);
             }
             if let Some(rest) = line.split("udp ").nth(1) {
                 udp = rest.split(' ').next().and_then(|a| a.parse().ok());

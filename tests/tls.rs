@@ -1,0 +1,186 @@
+//! HTTPS on the signaling endpoint (`--tls-cert`, `--tls-key`): a rustls
+//! client that trusts only our freshly made certificate gets stats, posts
+//! a WHIP offer and deletes the session over TLS 1.3 with ALPN http/1.1;
+//! plain HTTP sent to the TLS port and a connection that never starts its
+//! handshake are closed and counted.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{ServerProc, publish_offer};
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written as PEM
+/// files in a directory of its own (`name`: one per test, which run in
+/// parallel); returns (cert path, key path, cert DER).
+fn certificate(
+    name: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    CertificateDer<'static>,
+) {
+    let dir = std::env::temp_dir().join(format!("uringcast-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("a certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).expect("write cert");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+    (cert, key, made.cert.der().clone())
+}
+
+/// One HTTPS request (Connection: close) → (status, head, body, protocol, ALPN).
+fn https(
+    server: &ServerProc,
+    trusted: &CertificateDer<'static>,
+    request: &str,
+) -> (u16, String, String, String, Vec<u8>) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.clone()).expect("trust our certificate");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let addr = server.base.trim_start_matches("https://");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    tls.write_all(request.as_bytes()).expect("send over TLS");
+    let mut response = Vec::new();
+    // The server closes after answering (Connection: close); a missing
+    // close_notify is not an error worth failing on.
+    let _ = tls.read_to_end(&mut response);
+    let protocol = format!("{:?}", tls.conn.protocol_version());
+    let alpn = tls.conn.alpn_protocol().unwrap_or_default().to_vec();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned(), protocol, alpn)
+}
+
+fn stats_over_tls(server: &ServerProc, trusted: &CertificateDer<'static>) -> serde_json::Value {
+    let (status, _, body, _, _) = https(
+        server,
+        trusted,
+        "GET /v1/stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("stats JSON")
+}
+
+#[test]
+fn whip_over_https_and_what_is_not_tls_is_closed_and_counted() {
+    let (cert, key, der) = certificate("https");
+    let server = ServerProc::start(&[
+        "--shards",
+        "1",
+        "--header-timeout",
+        "1s",
+        "--tls-cert",
+        cert.to_str().expect("path"),
+        "--tls-key",
+        key.to_str().expect("path"),
+    ]);
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+
+    let (status, _, body, protocol, alpn) = https(
+        &server,
+        &der,
+        "GET /v1/stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(protocol, "Some(TLSv1_3)");
+    assert_eq!(alpn, b"http/1.1");
+
+    let offer = publish_offer();
+    let (status, head, answer, _, _) = https(
+        &server,
+        &der,
+        &format!(
+            "POST /whip/tls HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{offer}",
+            offer.len()
+        ),
+    );
+    assert_eq!(status, 201, "{head}\n{answer}");
+    assert!(answer.starts_with("v=0"), "{answer}");
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .expect("a Location header")
+        .to_owned();
+    assert_eq!(stats_over_tls(&server, &der)["sessions"], 1);
+    let (status, _, _, _, _) = https(
+        &server,
+        &der,
+        &format!("DELETE {location} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 200);
+
+    // Plain HTTP to the TLS port: no HTTP answer, the connection is closed.
+    let addr = server.base.trim_start_matches("https://").to_owned();
+    let mut plain = TcpStream::connect(&addr).expect("connect");
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(plain, "GET /v1/stats HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("write");
+    let mut reply = Vec::new();
+    let _ = plain.read_to_end(&mut reply);
+    assert!(!String::from_utf8_lossy(&reply).contains("200 OK"));
+    // A connection that never says hello is closed after --header-timeout.
+    let mut silent = TcpStream::connect(&addr).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let closed = match silent.read_to_end(&mut Vec::new()) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "a silent connection was left open");
+
+    let stats = stats_over_tls(&server, &der);
+    assert_eq!(stats["sessions"], 0, "{stats}");
+    assert!(
+        stats["signaling"]["tls_failures"].as_u64() >= Some(2),
+        "{stats}"
+    );
+    let _ = std::fs::remove_dir_all(cert.parent().expect("dir"));
+}
+
+#[test]
+fn a_key_that_does_not_match_the_certificate_stops_the_start_with_a_reason() {
+    let (cert, _, _) = certificate("wrong-key");
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("key");
+    let wrong_key = cert.with_file_name("wrong-key.pem");
+    std::fs::write(&wrong_key, other.signing_key.serialize_pem()).expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_uringcast"))
+        .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&wrong_key)
+        .output()
+        .expect("run uringcast");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("HTTPS"), "{stderr}");
+    let _ = std::fs::remove_dir_all(cert.parent().expect("dir"));
+}
