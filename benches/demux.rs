@@ -75,5 +75,46 @@ fn demux(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, demux);
+/// The whole shard path for a datagram that is refused (`ShardState`:
+/// counters, classify, tables), with one connected publisher and viewer on
+/// the shard: junk from an unknown address, and a binding request naming a
+/// ufrag nobody has (well-formed, so it reaches the directory's lock).
+fn shard(c: &mut Criterion) {
+    use std::time::Duration;
+    use uringcast::directory::Limits;
+    use uringcast::net::RecvMeta;
+    use uringcast::sfu::Role;
+    use uringcast::shard::sim::ShardWorld;
+
+    let mut world = ShardWorld::new(1, Limits::default(), uringcast::sfu::sim::setup());
+    let publisher: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    world.post("r", Role::Publisher, publisher).unwrap();
+    world
+        .post("r", Role::Viewer, "127.0.0.1:4002".parse().unwrap())
+        .unwrap();
+    for _ in 0..50 {
+        world.advance(Duration::from_millis(20));
+    }
+    assert!(world.clients.iter().all(|c| c.connected), "clients connect");
+    let now = world.now;
+    let unknown = RecvMeta {
+        source: SocketAddr::from(([192, 0, 2, 1], 9)),
+        destination: world.setup.candidates[0],
+    };
+    let junk = vec![0x17u8; 1200];
+    let stranger = binding_request(&"Q".repeat(16));
+    let shard = &mut world.shards[0];
+    let mut group = c.benchmark_group("shard");
+    group.bench_function("junk_from_unknown_address", |b| {
+        b.iter(|| shard.handle_datagram(now, black_box(unknown), black_box(&junk)))
+    });
+    group.bench_function("stun_for_unknown_ufrag", |b| {
+        b.iter(|| shard.handle_datagram(now, black_box(unknown), black_box(&stranger)))
+    });
+    group.finish();
+    let stats = shard.stats();
+    assert!(stats.drop_unknown_source > 0 && stats.drop_unknown_ufrag > 0);
+}
+
+criterion_group!(benches, demux, shard);
 criterion_main!(benches);
