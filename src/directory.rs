@@ -440,6 +440,36 @@ impl Directory {
         all
     }
 
+    /// Every session's ufrag, sorted by session, once the index is checked:
+    /// each session is named by exactly its ufrag, and a pending peer's
+    /// ufrag is the one it is named by (for consistency checks).
+    pub fn ufrags(&self) -> Result<Vec<(SessionId, String)>, String> {
+        let inner = self.inner.lock();
+        if inner.by_ufrag.len() != inner.sessions.len() {
+            return Err(format!(
+                "{} ufrags indexed for {} sessions",
+                inner.by_ufrag.len(),
+                inner.sessions.len()
+            ));
+        }
+        let mut all = Vec::with_capacity(inner.sessions.len());
+        for (id, entry) in &inner.sessions {
+            if inner.by_ufrag.get(&entry.ufrag) != Some(id) {
+                return Err(format!("session {id:?} is not found by its ufrag"));
+            }
+            if let Place::Pending(peer) = &entry.place
+                && peer.ufrag() != entry.ufrag
+            {
+                return Err(format!(
+                    "pending session {id:?} is indexed by a stale ufrag"
+                ));
+            }
+            all.push((*id, entry.ufrag.clone()));
+        }
+        all.sort();
+        Ok(all)
+    }
+
     /// Number of sessions, pending or placed.
     pub fn session_count(&self) -> usize {
         self.inner.lock().sessions.len()

@@ -4,11 +4,12 @@
 //! simulated network. Steps POST offers, DELETE sessions, move time, send
 //! arbitrary datagrams from arbitrary addresses to either shard, replay a
 //! client's last STUN/DTLS/RTP/RTCP from another address (changed or not),
-//! rebind a client's address (NAT), silence clients and publish media.
+//! rebind a client's address (NAT), silence clients, publish media, and
+//! PATCH sessions (trickle, or an ICE restart that renames the peer).
 //!
 //! After every step `ShardWorld::check` must hold: each shard's tables agree
 //! with each other (sessions, ufrags, pinned addresses, timers, rooms), with
-//! the directory's placements, and with the network (an address is pinned
+//! the directory's placements and ufrag index, and with the network (an address is pinned
 //! only if a valid binding request came from it); every datagram is counted
 //! exactly once (given to a peer, handed off, or one drop counter); no shard
 //! message was lost. At the end every client goes silent and every timeout
@@ -68,6 +69,14 @@ enum Step {
     Publish {
         client: u8,
         len: u8,
+    },
+    /// A PATCH: an ICE restart (new client credentials from `seed`; the
+    /// client is not told) or a trickled host candidate on `port`.
+    Patch {
+        client: u8,
+        restart: bool,
+        seed: u16,
+        port: u16,
     },
 }
 
@@ -158,6 +167,20 @@ fuzz_target!(|script: Script| {
             }
             Step::Publish { client, len } => {
                 world.publish(usize::from(client) % clients, usize::from(len) * 4)
+            }
+            Step::Patch {
+                client,
+                restart,
+                seed,
+                port,
+            } => {
+                let fragment = if restart {
+                    format!("a=ice-ufrag:fz{seed:04x}\r\na=ice-pwd:pw{seed:020}\r\n")
+                } else {
+                    format!("a=candidate:1 1 udp 2122260223 127.0.0.1 {port} typ host\r\n")
+                };
+                // Refusals (a session gone, a candidate skipped) are fine.
+                let _ = world.patch(usize::from(client) % clients, &fragment);
             }
         }
         world.run();

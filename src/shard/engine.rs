@@ -37,9 +37,9 @@ pub(super) struct PeerKey {
 pub(super) struct Slot {
     pub(super) peer: Box<Peer>,
     pub(super) generation: u32,
-    /// Authenticated addresses routed to this peer (here and on other
-    /// shards), oldest first, at most [`MAX_PEER_ADDRS`].
-    pub(super) addrs: Vec<(SocketAddr, Option<usize>)>,
+    /// Authenticated addresses routed to this peer, oldest first, at most
+    /// [`MAX_PEER_ADDRS`].
+    pub(super) addrs: Vec<SocketAddr>,
     /// The deadline of this peer's entry in the timer heap.
     pub(super) scheduled: Option<Instant>,
 }
@@ -50,6 +50,11 @@ pub(super) struct Core {
     pub(super) peers: Slab<Slot>,
     next_generation: u32,
     pub(super) routes: Routes<PeerKey>,
+    /// Pinned addresses other shards were told to route here (a bit per
+    /// shard): each is told to forget it when its last peer here ends. Per
+    /// address, not per peer, since the same address can reach several
+    /// shards (a client sending to two of our IPs) and outlive its peer.
+    pub(super) told: HashMap<SocketAddr, u64>,
     pub(super) by_session: HashMap<SessionId, PeerKey>,
     pub(super) router: crate::sfu::Router<PeerKey>,
     pub(super) timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
@@ -81,6 +86,7 @@ impl Core {
             peers: Slab::new(),
             next_generation: 0,
             routes: Routes::default(),
+            told: HashMap::new(),
             by_session: HashMap::new(),
             router: crate::sfu::Router::new(index),
             timers: BinaryHeap::new(),
@@ -356,17 +362,18 @@ impl Core {
         let Some(slot) = self.slot_mut(key) else {
             return;
         };
-        let oldest = if slot.addrs.iter().any(|(a, _)| *a == addr) {
+        let oldest = if slot.addrs.contains(&addr) {
             None
         } else {
-            slot.addrs.push((addr, from));
+            slot.addrs.push(addr);
             (slot.addrs.len() > MAX_PEER_ADDRS).then(|| slot.addrs.remove(0))
         };
-        if let Some((old, routed_from)) = oldest {
-            self.forget_addr(key, old, routed_from);
+        if let Some(old) = oldest {
+            self.forget_addr(key, old);
         }
         self.routes.pin(addr, key);
         if let Some(from) = from {
+            *self.told.entry(addr).or_default() |= 1 << from;
             self.send_to_shard(
                 from,
                 ShardMsg::Route {
@@ -539,15 +546,19 @@ impl Core {
         }
     }
 
-    /// Stops routing `addr` to peer `key` here and on the shard it was
-    /// routed from, unless another local peer has authenticated from `addr`
-    /// since (a new session reusing the client's port): its routes stand.
-    fn forget_addr(&mut self, key: PeerKey, addr: SocketAddr, routed_from: Option<usize>) {
+    /// Stops routing `addr` to peer `key`, here and on every shard told to
+    /// route it here, unless another local peer has authenticated from
+    /// `addr` since (a new session reusing the client's port): then the
+    /// address, and those shards' routes, are that peer's.
+    fn forget_addr(&mut self, key: PeerKey, addr: SocketAddr) {
         if self.routes.route(&addr) != Some(Route::Local(key)) {
             return;
         }
         self.routes.forget(&addr);
-        if let Some(shard) = routed_from {
+        let mut told = self.told.remove(&addr).unwrap_or(0);
+        while told != 0 {
+            let shard = told.trailing_zeros() as usize;
+            told &= told - 1;
             self.send_to_shard(
                 shard,
                 ShardMsg::Unroute {
@@ -565,8 +576,8 @@ impl Core {
         }
         let slot = self.peers.remove(key.index as usize);
         let peer = slot.peer;
-        for (addr, routed_from) in slot.addrs {
-            self.forget_addr(key, addr, routed_from);
+        for addr in slot.addrs {
+            self.forget_addr(key, addr);
         }
         self.routes.unname(peer.ufrag(), key);
         self.by_session.remove(&peer.id());

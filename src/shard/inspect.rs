@@ -14,6 +14,8 @@ use crate::sfu::{Role, SessionId};
 pub struct Tables {
     /// Sessions placed on this shard.
     pub sessions: Vec<SessionId>,
+    /// Their current ICE ufrags.
+    pub ufrags: Vec<(SessionId, String)>,
     /// Remote addresses pinned to a local session (their STUN authenticated).
     pub pinned: Vec<(SocketAddr, SessionId)>,
     /// Remote addresses whose datagrams are handed to another shard.
@@ -55,6 +57,7 @@ impl ShardState {
             let peer = &slot.peer;
             let id = peer.id();
             tables.sessions.push(id);
+            tables.ufrags.push((id, peer.ufrag().to_owned()));
             if core.by_session.get(&id) != Some(&key) {
                 return Err(fail(format!("session {id:?} is not indexed by its id")));
             }
@@ -105,7 +108,7 @@ impl ShardState {
                     let Some(slot) = slot(core, key) else {
                         return Err(fail(format!("{addr} pinned to a peer that is gone")));
                     };
-                    if !slot.addrs.iter().any(|(a, _)| a == addr) {
+                    if !slot.addrs.contains(addr) {
                         return Err(fail(format!(
                             "{addr} pinned to a peer that never authenticated from it"
                         )));
@@ -118,6 +121,13 @@ impl ShardState {
                     }
                     tables.routed.push((*addr, owner));
                 }
+            }
+        }
+        for (addr, shards) in &core.told {
+            if !matches!(core.routes.route(addr), Some(Route::Local(_))) {
+                return Err(fail(format!(
+                    "shards {shards:#b} were told to route {addr} here, but it is not pinned"
+                )));
             }
         }
         for (room_id, shared, publisher, viewers) in core.router.rooms() {
@@ -142,6 +152,7 @@ impl ShardState {
             }
         }
         tables.sessions.sort();
+        tables.ufrags.sort();
         tables.pinned.sort();
         tables.routed.sort();
         Ok(tables)

@@ -20,12 +20,14 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Event, Input, Output};
 
-use super::{Control, ShardHandle, ShardSnapshot, ShardState, Tables, channel};
-use crate::directory::{Directory, Limits, Place};
+use super::{Control, PatchReply, ShardHandle, ShardSnapshot, ShardState, Tables, channel};
+use crate::directory::{Directory, Limits, PatchRoute, Place};
 use crate::net::{RecvMeta, Waker};
 use crate::sfu::sim::{ClientEnd, client_at};
-use crate::sfu::{PeerSetup, Role, SessionId, accept_offer};
-use crate::wire::{self, PacketClass};
+use crate::sfu::{
+    IcePatch, IfMatch, PatchError, PatchOutcome, PeerSetup, Role, SessionId, accept_offer,
+};
+use crate::wire::{self, PacketClass, SdpFrag};
 
 /// The shards' IPv4 candidate.
 pub const SERVER_V4: &str = "127.0.0.1:5000";
@@ -193,6 +195,34 @@ impl ShardWorld {
         }
     }
 
+    /// What `PATCH /session/{id}` does with `fragment` (an
+    /// `application/trickle-ice-sdpfrag` body, `If-Match: *`): applied by
+    /// the directory to a pending peer, else by the peer's shard. `None`
+    /// when the fragment does not parse or the session is gone. The client
+    /// is not told: after an ICE restart its checks no longer authenticate.
+    pub fn patch(
+        &mut self,
+        client: usize,
+        fragment: &str,
+    ) -> Option<Result<PatchOutcome, PatchError>> {
+        let id = self.clients.get(client)?.session;
+        let frag = SdpFrag::parse(fragment).ok()?;
+        let patch = IcePatch::from_frag(&frag, IfMatch::parse("*")?);
+        let shard = match self.directory.patch(id, self.now, patch.clone()) {
+            PatchRoute::Unknown => return None,
+            PatchRoute::Done(result) => return Some(result),
+            PatchRoute::OnShard(shard) => shard,
+        };
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        let patch = Box::new(patch);
+        self.handles[shard].command(Control::Patch { id, patch, reply });
+        self.run();
+        match answer.try_recv() {
+            Ok(PatchReply::Applied(result)) => Some(result),
+            Ok(PatchReply::NotHere) | Err(_) => None,
+        }
+    }
+
     /// What the signaling side's sweep does: pending sessions older than
     /// the connect timeout go.
     pub fn expire(&mut self) -> usize {
@@ -351,6 +381,7 @@ impl ShardWorld {
             .map(|s| s.tables().map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         let placements = self.directory.placements();
+        let names = self.directory.ufrags()?;
         for (index, t) in tables.iter().enumerate() {
             let placed: Vec<SessionId> = placements
                 .iter()
@@ -361,6 +392,11 @@ impl ShardWorld {
                 return Err(format!(
                     "shard {index} holds {:?}, the directory places {:?} there",
                     t.sessions, placed
+                ));
+            }
+            if let Some((id, ufrag)) = t.ufrags.iter().find(|n| names.binary_search(n).is_err()) {
+                return Err(format!(
+                    "shard {index}: session {id:?} answers to {ufrag}, the directory knows it otherwise"
                 ));
             }
             if let Some((addr, id)) = t

@@ -200,3 +200,51 @@ fn a_rebound_viewer_gets_media_at_its_new_address_within_a_consent_check() {
     assert!(tables[1].pinned.contains(&(addr(4002), id)));
     assert_eq!(tables[0].routed, vec![(addr(4002), 1)]);
 }
+
+#[test]
+fn an_ice_restart_renames_the_peer_on_its_shard_and_in_the_directory() {
+    use crate::sfu::PatchOutcome;
+    let mut w = world(2);
+    let publisher = w.post("r", Role::Publisher, addr(4000)).unwrap();
+    connect(&mut w);
+    let viewer = w.post("r", Role::Viewer, addr(4001)).unwrap();
+    w.clients[viewer].silent = true; // stays pending in the directory
+    let restart = "a=ice-ufrag:fzAB\r\na=ice-pwd:0123456789abcdefghijkl\r\n";
+    for client in [publisher, viewer] {
+        match w.patch(client, restart) {
+            Some(Ok(PatchOutcome::Restarted { .. })) => {}
+            other => panic!("client {client}: {other:?}"),
+        }
+        check(&w);
+    }
+    // The publisher's client was not told: its checks name the old ufrag,
+    // which no longer routes anywhere.
+    let before = w.shards[0].stats().drop_unknown_ufrag;
+    w.advance(Duration::from_secs(3));
+    assert!(w.shards[0].stats().drop_unknown_ufrag > before);
+    check(&w);
+    w.wind_down();
+    w.check_empty().unwrap();
+}
+
+/// Found by the `demux` fuzz target: an address authenticated on its own
+/// shard and then handed over from another (a client sending to two of
+/// our IPs reaches two shards) left a route behind on the other shard
+/// when its session ended.
+#[test]
+fn an_address_that_reached_two_shards_is_unrouted_on_both_when_its_session_ends() {
+    let mut w = world(2);
+    // Port 4001 hashes to shard 1: the publisher is placed there.
+    let publisher = w.post("r", Role::Publisher, addr(4001)).unwrap();
+    connect(&mut w);
+    // The same address reaches shard 0 too: its check is handed to shard 1,
+    // which tells shard 0 to route the address there.
+    w.replay(publisher, 0, addr(4001), Some(0), None);
+    w.run();
+    assert_eq!(check(&w)[0].routed, vec![(addr(4001), 1)]);
+    assert!(w.delete(publisher));
+    w.run();
+    let tables = check(&w);
+    assert!(tables[0].routed.is_empty(), "{tables:?}");
+    assert!(tables[1].sessions.is_empty() && tables[1].pinned.is_empty());
+}
