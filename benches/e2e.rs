@@ -49,6 +49,7 @@ fn main() {
             server_pid: Some(server.pid()),
             threads: 1,
             token: None,
+            roots: None,
         };
         match load::run(&config, |_, _, _| {}) {
             Ok(f) => println!(

@@ -2,7 +2,9 @@
 //! client that trusts only our freshly made certificate gets stats, posts
 //! a WHIP offer and deletes the session over TLS 1.3 with ALPN http/1.1;
 //! plain HTTP sent to the TLS port and a connection that never starts its
-//! handshake are closed and counted.
+//! handshake are closed and counted. The project's own client (what
+//! `uringcast-load` uses) publishes and watches through HTTPS signaling,
+//! and refuses a server whose certificate it was not told to trust.
 
 mod common;
 
@@ -11,8 +13,12 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{ServerProc, publish_offer};
+use std::sync::atomic::Ordering;
+
+use common::{Flags, ServerProc, publish_offer, spawn_client};
 use rustls::pki_types::{CertificateDer, ServerName};
+use uringcast::client::payload::Kind;
+use uringcast::client::{Client, ClientOptions, ClientRole, Signaling};
 
 /// A self-signed certificate for 127.0.0.1 and localhost, written as PEM
 /// files in a directory of its own (`name`: one per test, which run in
@@ -184,5 +190,78 @@ fn a_key_that_does_not_match_the_certificate_stops_the_start_with_a_reason() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("HTTPS"), "{stderr}");
+    let _ = std::fs::remove_dir_all(cert.parent().expect("dir"));
+}
+
+#[test]
+fn the_project_client_publishes_and_watches_through_https_signaling() {
+    let (cert, key, der) = certificate("client");
+    let server = ServerProc::start(&[
+        "--shards",
+        "1",
+        "--tls-cert",
+        cert.to_str().expect("path"),
+        "--tls-key",
+        key.to_str().expect("path"),
+    ]);
+    let trusting = ClientOptions {
+        signaling: Signaling {
+            roots: Some(ureq::tls::RootCerts::new_with_certs(&[
+                ureq::tls::Certificate::from_der(der.as_ref()).to_owned(),
+            ])),
+            ..Signaling::default()
+        },
+        ..ClientOptions::default()
+    };
+
+    // With the WebPKI roots, a self-signed server is refused before any offer.
+    let refused = Client::connect(
+        &server.base,
+        "tls",
+        ClientRole::Publish,
+        ClientOptions::default(),
+    );
+    match refused {
+        Ok(_) => panic!("an untrusted certificate was accepted"),
+        Err(e) => assert!(e.to_string().contains("UnknownIssuer"), "{e}"),
+    }
+
+    let flags = Flags::default();
+    let limit = Duration::from_secs(20);
+    let publisher = spawn_client(
+        &server.base,
+        "tls",
+        ClientRole::Publish,
+        trusting.clone(),
+        &flags,
+        limit,
+    );
+    let viewer = spawn_client(
+        &server.base,
+        "tls",
+        ClientRole::Watch,
+        trusting,
+        &flags,
+        limit,
+    );
+    assert!(flags.wait_connected(2, Duration::from_secs(10)));
+    flags.send.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1500));
+    flags.send.store(false, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    flags.stop.store(true, Ordering::Relaxed);
+    let publisher = publisher.join();
+    let viewer = viewer.join();
+    for kind in [Kind::Audio, Kind::Video] {
+        let (got, sent) = (viewer.received(kind).unique_from(1), publisher.sent(kind));
+        assert!(
+            sent > 0 && got * 100 >= sent * 99,
+            "{kind:?}: {got} of {sent}"
+        );
+    }
+    // DELETE goes over HTTPS too.
+    assert_eq!(viewer.delete().expect("DELETE"), 200);
+    assert_eq!(publisher.delete().expect("DELETE"), 200);
+    assert_eq!(stats_over_tls(&server, &der)["sessions"], 0);
     let _ = std::fs::remove_dir_all(cert.parent().expect("dir"));
 }

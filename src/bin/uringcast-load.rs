@@ -48,6 +48,10 @@ struct Args {
     /// Bearer token for every request (WHIP/WHEP auth).
     #[arg(long, env = "URINGCAST_LOAD_TOKEN")]
     token: Option<String>,
+    /// Trust only the certificates in this PEM file for an https:// URL
+    /// (a server with a self-signed certificate); default: the WebPKI roots.
+    #[arg(long, env = "URINGCAST_LOAD_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
     /// The server's process id: report its CPU time per egress packet.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -83,12 +87,39 @@ fn parse_bitrate(text: &str) -> Result<u32, String> {
     Ok((value * scale) as u32)
 }
 
+/// The certificates of a PEM file, as the roots HTTPS servers must chain to.
+fn read_roots(path: &std::path::Path) -> Result<ureq::tls::RootCerts, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => return Err(format!("--ca-cert {}: {e}", path.display())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "--ca-cert {}: no CERTIFICATE block",
+            path.display()
+        ));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let steps = if args.sweep.is_empty() {
         vec![args.subscribers]
     } else {
         args.sweep.clone()
+    };
+    let roots = match args.ca_cert.as_deref().map(read_roots).transpose() {
+        Ok(roots) => roots,
+        Err(e) => {
+            eprintln!("uringcast-load: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let mut results: Vec<Figures> = Vec::new();
     for subscribers in steps {
@@ -106,6 +137,7 @@ fn main() -> ExitCode {
             server_pid: args.server_pid,
             threads: args.threads,
             token: args.token.clone(),
+            roots: roots.clone(),
         };
         let bar = progress_bar(args.quiet, args.duration);
         let figures = load::run(&config, |second, connected, started| {

@@ -204,6 +204,7 @@ impl Client {
             .ok_or_else(|| ClientError::Sdp("no media to offer".into()))?;
 
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(signaling::tls_config(&options.signaling))
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))
             .build()

@@ -48,6 +48,25 @@ pub struct Signaling {
     /// Send the ETag in an `ETag` request header instead of `If-Match`
     /// (`@eyevinn/whip-web-client`).
     pub etag_request_header: bool,
+    /// The roots an `https://` server's certificate must chain to
+    /// (default: Mozilla's WebPKI roots); a self-signed server's own.
+    pub roots: Option<ureq::tls::RootCerts>,
+}
+
+/// The TLS settings of the signaling agent: rustls on aws-lc-rs (as the
+/// server and str0m use), `roots` or the WebPKI roots.
+pub(super) fn tls_config(signaling: &Signaling) -> ureq::tls::TlsConfig {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(provider)
+        .root_certs(
+            signaling
+                .roots
+                .clone()
+                .unwrap_or(ureq::tls::RootCerts::WebPki),
+        )
+        .build()
 }
 
 /// Where a session is created.

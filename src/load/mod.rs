@@ -45,6 +45,8 @@ pub struct LoadConfig {
     pub threads: usize,
     /// Bearer token sent with every request.
     pub token: Option<String>,
+    /// Roots for an `https://` URL (default: the WebPKI roots).
+    pub roots: Option<ureq::tls::RootCerts>,
 }
 
 /// Why a run could not happen at all (sessions that fail are counted, not errors).
@@ -113,6 +115,7 @@ pub fn run(
         video_bitrate: config.video_bitrate,
         signaling: crate::client::Signaling {
             token: config.token.clone(),
+            roots: config.roots.clone(),
             ..Default::default()
         },
         ..ClientOptions::default()
