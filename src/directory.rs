@@ -556,6 +556,7 @@ mod tests {
             keyframe_interval: Duration::from_millis(500),
             max_bitrate_in: 0,
             max_bitrate_out: 0,
+            dtls_cert: None,
         };
         let (direction, publisher) = match role {
             Role::Publisher => (Direction::SendOnly, None),

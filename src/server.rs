@@ -134,6 +134,8 @@ impl Server {
                 addr: http_addr,
                 source,
             })?;
+        let dtls_cert = crate::sfu::generate_dtls_cert()
+            .ok_or_else(|| StartError::Config("cannot generate the DTLS certificate".into()))?;
         let state = AppState {
             directory,
             shards: shards.clone(),
@@ -144,6 +146,7 @@ impl Server {
                 keyframe_interval: config.keyframe_interval,
                 max_bitrate_in: config.max_bitrate_in,
                 max_bitrate_out: config.max_bitrate_out,
+                dtls_cert: Some(dtls_cert),
             },
             max_body: config.max_body,
             body_timeout: config.body_timeout,

@@ -52,7 +52,16 @@ pub fn setup() -> PeerSetup {
         keyframe_interval: Duration::from_millis(500),
         max_bitrate_in: 0,
         max_bitrate_out: 0,
+        dtls_cert: Some(shared_cert()),
     }
+}
+
+/// One DTLS certificate for every simulated server peer of this process,
+/// as the server has one for all its sessions.
+fn shared_cert() -> str0m::config::DtlsCert {
+    static CERT: std::sync::OnceLock<str0m::config::DtlsCert> = std::sync::OnceLock::new();
+    CERT.get_or_init(|| super::generate_dtls_cert().expect("a DTLS certificate"))
+        .clone()
 }
 
 /// A str0m client at 127.0.0.1:`port`; see [`client_at`].

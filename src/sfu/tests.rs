@@ -2,11 +2,11 @@
 //! forwarding, PT mapping, keyframe aggregation/throttling, panic isolation,
 //! consent and reaping.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use str0m::Event;
 use str0m::format::Codec;
-use str0m::media::KeyframeRequestKind;
+use str0m::media::{Direction, KeyframeRequestKind};
 
 use super::sim::*;
 use super::*;
@@ -172,4 +172,44 @@ fn consent_keeps_peers_alive_and_silence_reaps_them() {
     assert_eq!(publisher.closed(), None);
     publisher.handle_timeout(fresh.now + Duration::from_secs(15), &mut out);
     assert_eq!(publisher.closed(), Some(CloseReason::NeverConnected));
+}
+
+/// One DTLS certificate per server: every answer carries the same
+/// fingerprint, and sessions still connect (each DTLS handshake makes its
+/// own keys). Without one, str0m makes a certificate per session.
+#[test]
+fn sessions_share_the_servers_dtls_certificate_when_it_has_one() {
+    let fingerprint = |answer: &str| {
+        answer
+            .lines()
+            .find(|l| l.starts_with("a=fingerprint:"))
+            .expect("a fingerprint")
+            .to_owned()
+    };
+    let offer = |port| {
+        let (_, offer, _) = client_at(
+            Instant::now(),
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            Direction::SendOnly,
+            96,
+            false,
+        );
+        offer
+    };
+    let answer = |setup: &PeerSetup, port| {
+        let now = Instant::now();
+        let (_, answer) =
+            accept_offer(Role::Publisher, &offer(port), setup, "r", None, 1, now).unwrap();
+        fingerprint(&answer)
+    };
+    let shared = setup();
+    assert_eq!(answer(&shared, 6000), answer(&shared, 6001));
+    let own = PeerSetup {
+        dtls_cert: None,
+        ..setup()
+    };
+    assert_ne!(answer(&own, 6002), answer(&own, 6003));
+    // Three viewers and a publisher on the shared certificate connect.
+    let world: World = connected_world(3);
+    assert!(world.all_connected());
 }
