@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Flags, Relay, ServerProc, header, request, spawn_client};
+use common::{Flags, Relay, ServerProc, closed_by_server, header, request, spawn_client};
 use uringcast::client::payload::Kind;
 use uringcast::client::{Client, ClientOptions, ClientRole};
 
@@ -1049,17 +1049,6 @@ fn hostile_tokens_are_401_and_create_nothing() {
         stats["signaling"]["auth_refused"].as_u64() >= Some(10),
         "{stats}"
     );
-}
-
-/// Whether the server closed `stream` (EOF or reset) within its read
-/// timeout, reading and discarding whatever it sent first.
-fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
-    use std::io::Read;
-    let mut sink = Vec::new();
-    match stream.read_to_end(&mut sink) {
-        Ok(_) => true,
-        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
-    }
 }
 
 /// Slowloris on headers, idle keep-alive, and too many connections: a

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use std::sync::atomic::Ordering;
 
-use common::{Flags, ServerProc, publish_offer, spawn_client};
+use common::{Flags, ServerProc, closed_by_server, publish_offer, spawn_client};
 use rustls::pki_types::{CertificateDer, ServerName};
 use uringcast::client::payload::Kind;
 use uringcast::client::{Client, ClientOptions, ClientRole, Signaling};
@@ -38,6 +38,14 @@ fn certificate(
     std::fs::write(&cert, made.cert.pem()).expect("write cert");
     std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
     (cert, key, made.cert.der().clone())
+}
+
+/// A one-shard server serving HTTPS with `cert` and `key`, plus `extra` flags.
+fn start_https(cert: &std::path::Path, key: &std::path::Path, extra: &[&str]) -> ServerProc {
+    let (cert, key) = (cert.to_str().expect("path"), key.to_str().expect("path"));
+    let mut args = vec!["--shards", "1", "--tls-cert", cert, "--tls-key", key];
+    args.extend_from_slice(extra);
+    ServerProc::start(&args)
 }
 
 /// One HTTPS request (Connection: close) → (status, head, body, protocol, ALPN).
@@ -92,16 +100,7 @@ fn stats_over_tls(server: &ServerProc, trusted: &CertificateDer<'static>) -> ser
 #[test]
 fn whip_over_https_and_what_is_not_tls_is_closed_and_counted() {
     let (cert, key, der) = certificate("https");
-    let server = ServerProc::start(&[
-        "--shards",
-        "1",
-        "--header-timeout",
-        "1s",
-        "--tls-cert",
-        cert.to_str().expect("path"),
-        "--tls-key",
-        key.to_str().expect("path"),
-    ]);
+    let server = start_https(&cert, &key, &["--header-timeout", "1s"]);
     assert!(server.base.starts_with("https://"), "{}", server.base);
 
     let (status, _, body, protocol, alpn) = https(
@@ -158,11 +157,10 @@ fn whip_over_https_and_what_is_not_tls_is_closed_and_counted() {
     silent
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    let closed = match silent.read_to_end(&mut Vec::new()) {
-        Ok(_) => true,
-        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
-    };
-    assert!(closed, "a silent connection was left open");
+    assert!(
+        closed_by_server(&mut silent),
+        "a silent connection was left open"
+    );
 
     let stats = stats_over_tls(&server, &der);
     assert_eq!(stats["sessions"], 0, "{stats}");
@@ -196,14 +194,7 @@ fn a_key_that_does_not_match_the_certificate_stops_the_start_with_a_reason() {
 #[test]
 fn the_project_client_publishes_and_watches_through_https_signaling() {
     let (cert, key, der) = certificate("client");
-    let server = ServerProc::start(&[
-        "--shards",
-        "1",
-        "--tls-cert",
-        cert.to_str().expect("path"),
-        "--tls-key",
-        key.to_str().expect("path"),
-    ]);
+    let server = start_https(&cert, &key, &[]);
     let trusting = ClientOptions {
         signaling: Signaling {
             roots: Some(ureq::tls::RootCerts::new_with_certs(&[

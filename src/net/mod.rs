@@ -34,7 +34,7 @@ mod waker;
 #[cfg(test)]
 mod tests;
 
-pub use socket::bind_reuseport;
+pub use socket::{bind_reuseport, set_receive_buffer};
 pub use waker::Waker;
 
 /// The largest datagram either backend sends or receives whole. Longer sends

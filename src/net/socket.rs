@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::debug;
@@ -46,9 +46,7 @@ pub fn bind_reuseport(addr: SocketAddr, recv_buf: usize, send_buf: usize) -> io:
         .map_err(|e| annotate(e, "O_NONBLOCK"))?;
     let fd = socket.as_raw_fd();
     if recv_buf > 0 {
-        set_buffer(fd, libc::SO_RCVBUFFORCE, recv_buf)
-            .or_else(|_| socket.set_recv_buffer_size(recv_buf))
-            .map_err(|e| annotate(e, "SO_RCVBUF"))?;
+        set_receive_buffer(&socket, recv_buf)?;
     }
     if send_buf > 0 {
         set_buffer(fd, libc::SO_SNDBUFFORCE, send_buf)
@@ -77,6 +75,14 @@ pub fn bind_reuseport(addr: SocketAddr, recv_buf: usize, send_buf: usize) -> io:
     }
     debug!(%addr, recv_buf, send_buf, "udp socket bound (reuseport)");
     Ok(socket.into())
+}
+
+/// Sets SO_RCVBUF to `bytes`, past `net.core.rmem_max` when the process
+/// may (SO_RCVBUFFORCE, CAP_NET_ADMIN); otherwise the kernel clamps it.
+pub fn set_receive_buffer(socket: &impl AsFd, bytes: usize) -> io::Result<()> {
+    set_buffer(socket.as_fd().as_raw_fd(), libc::SO_RCVBUFFORCE, bytes)
+        .or_else(|_| socket2::SockRef::from(socket).set_recv_buffer_size(bytes))
+        .map_err(|e| annotate(e, "SO_RCVBUF"))
 }
 
 /// Sets a buffer size with a FORCE option (needs CAP_NET_ADMIN).

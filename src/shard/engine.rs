@@ -555,10 +555,8 @@ impl Core {
             return;
         }
         self.routes.forget(&addr);
-        let mut told = self.told.remove(&addr).unwrap_or(0);
-        while told != 0 {
-            let shard = told.trailing_zeros() as usize;
-            told &= told - 1;
+        let told = self.told.remove(&addr).unwrap_or(0);
+        for shard in shards_in(told) {
             self.send_to_shard(
                 shard,
                 ShardMsg::Unroute {
@@ -591,6 +589,15 @@ impl Core {
         }
         info!(shard = self.index, session = ?peer.id(), role = ?peer.role(), room = %peer.room().name, ?reason, "session ended");
     }
+}
+
+/// The shard numbers whose bits are set in `mask`, lowest first.
+pub(super) fn shards_in(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let shard = (mask != 0).then(|| mask.trailing_zeros() as usize)?;
+        mask &= mask - 1;
+        Some(shard)
+    })
 }
 
 /// Addresses one peer keeps routed. A client uses one or two (a NAT

@@ -156,10 +156,7 @@ impl ShardState {
         for t in core.out.transmits.drain(..) {
             send(t.destination, &t.contents);
         }
-        let mut mask = std::mem::take(&mut core.to_wake);
-        while mask != 0 {
-            let shard = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
+        for shard in engine::shards_in(std::mem::take(&mut core.to_wake)) {
             if let Some(handle) = core.shards.get(shard) {
                 handle.waker.wake();
             }

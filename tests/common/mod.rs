@@ -293,7 +293,8 @@ impl Relay {
         let stop = Arc::new(AtomicBool::new(false));
         for socket in upstreams.iter().chain(std::iter::once(&front)) {
             socket.set_nonblocking(true).expect("nonblocking");
-            big_receive_buffer(socket);
+            // So a keyframe burst is not lost in a test tool.
+            let _ = uringcast::net::set_receive_buffer(socket, 4 << 20);
         }
         let (current, halt) = (upstream.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
@@ -344,26 +345,6 @@ impl Drop for Relay {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// 4 MiB of receive buffer (past `net.core.rmem_max` when root), so a
-/// keyframe burst is not lost in a test tool before it reaches the client.
-fn big_receive_buffer(socket: &std::net::UdpSocket) {
-    use std::os::fd::AsRawFd;
-    let bytes: libc::c_int = 4 << 20;
-    // SAFETY: passes a live c_int of the size given to a socket we own.
-    let forced = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&raw const bytes).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if forced != 0 {
-        let _ = socket2::SockRef::from(socket).set_recv_buffer_size(bytes as usize);
     }
 }
 
@@ -433,4 +414,15 @@ pub fn headers_named<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a
         .filter(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
         .collect()
+}
+
+/// Whether the server closed `stream` (EOF or reset) within its read
+/// timeout, reading and discarding whatever it sent first.
+pub fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut sink = Vec::new();
+    match stream.read_to_end(&mut sink) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
 }
