@@ -2,26 +2,44 @@
 //! NAT rebinding). str0m, as an ICE-lite agent, sends on the nominated pair
 //! of highest priority, and a rebound address is a peer-reflexive candidate
 //! of *lower* priority than the host candidate it replaces: str0m keeps
-//! sending to the dead address until that pair times out (15 s). The client
-//! says which path it uses — Chrome, towards an ICE-lite server, puts
-//! USE-CANDIDATE only on its selected connection — so, like mediasoup, we
-//! follow the source of the latest authenticated binding request carrying
-//! USE-CANDIDATE. A replayed request (a transaction id already seen) never
-//! moves the path, so a copy sent again from another address cannot steer
-//! the media there after the genuine one arrived.
+//! sending to the dead address until that pair times out (15 s).
+//!
+//! Two rules move the media, each only on an authenticated binding request
+//! that is not a replay (a transaction id already seen never moves it, so a
+//! copy sent again from another address cannot steer the media there):
+//!
+//! - **Nomination.** Chrome, towards an ICE-lite server, puts USE-CANDIDATE
+//!   only on its selected connection; like mediasoup, we follow the source
+//!   of the latest request carrying it.
+//! - **Takeover of a silent path.** A client that nominates once (regular
+//!   nomination, as Firefox does) sends no USE-CANDIDATE after a rebinding:
+//!   its consent checks simply start coming from the new address. When
+//!   every other address of the peer has been silent for [`SILENT_PATH`],
+//!   such a check is taken as a nomination — the peer adds USE-CANDIDATE
+//!   before str0m sees it (`stun_repair`), so str0m nominates the new pair
+//!   too and does not drop the session when the old pair times out.
+//!   [`SILENT_PATH`] is above Chrome's ping interval on its selected path
+//!   (2.5 s), so a check on a backup pair never takes over a live path.
+//!
+//! "Heard from" counts authenticated checks and the non-STUN datagrams the
+//! shard routes here (only from addresses that authenticated): an
+//! unauthenticated STUN from anywhere never counts.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use str0m::net::Transmit;
 
+use super::stun_repair::ATTR_USE_CANDIDATE;
 use crate::wire::{PacketClass, StunView, classify};
-
-/// STUN USE-CANDIDATE (RFC 8445 §16.1).
-const ATTR_USE_CANDIDATE: u16 = 0x0025;
 
 /// Transaction ids remembered against replays (a client sends a check
 /// every few hundred ms at most; a replay arrives within that window).
 const RECENT: usize = 16;
+
+/// How long every other address must have been silent before a check
+/// without USE-CANDIDATE takes the path over.
+pub(super) const SILENT_PATH: Duration = Duration::from_secs(3);
 
 /// The address this peer's non-STUN datagrams are sent to, when it is not
 /// str0m's choice.
@@ -30,28 +48,74 @@ pub(super) struct Egress {
     to: Option<SocketAddr>,
     recent: [[u8; 12]; RECENT],
     next: usize,
+    /// The last address heard from, and when.
+    latest: Option<(SocketAddr, Instant)>,
+    /// The last time an address other than `latest`'s was heard from.
+    latest_other: Option<Instant>,
 }
 
 impl Egress {
+    /// A datagram from `source` counted as heard (see the module doc).
+    pub(super) fn heard(&mut self, now: Instant, source: SocketAddr) {
+        match self.latest {
+            Some((addr, _)) if addr == source => {}
+            Some((_, at)) => self.latest_other = Some(at),
+            None => {}
+        }
+        self.latest = Some((source, now));
+    }
+
+    /// Whether a binding request `request` from `source`, not yet checked,
+    /// should be taken as a nomination though it may carry no USE-CANDIDATE:
+    /// the media does not already go there, it is no replay, and every
+    /// other address the peer was heard from has been silent for
+    /// [`SILENT_PATH`] (a peer never heard from elsewhere has no path to
+    /// take over).
+    pub(super) fn takes_over(&self, now: Instant, source: SocketAddr, request: &[u8]) -> bool {
+        if self.to == Some(source) {
+            return false;
+        }
+        let Ok(stun) = StunView::parse(request) else {
+            return false;
+        };
+        if self.recent.contains(stun.transaction_id()) {
+            return false;
+        }
+        let other = match self.latest {
+            Some((addr, at)) if addr != source => Some(at),
+            _ => self.latest_other,
+        };
+        other.is_some_and(|at| now.saturating_duration_since(at) >= SILENT_PATH)
+    }
+
     /// An authenticated binding request `request` came from `source`:
     /// follow it if it nominates (USE-CANDIDATE) and is not a replay.
-    pub(super) fn on_authenticated(&mut self, source: SocketAddr, request: &[u8]) {
+    /// Returns whether the media moved there.
+    pub(super) fn on_authenticated(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        request: &[u8],
+    ) -> bool {
         let Ok(stun) = StunView::parse(request) else {
-            return;
+            return false;
         };
         let id = *stun.transaction_id();
         if self.recent.contains(&id) {
-            return;
+            return false;
         }
         self.recent[self.next] = id;
         self.next = (self.next + 1) % RECENT;
+        self.heard(now, source);
         let nominates = stun
             .attributes()
             .any(|(attr, _)| attr == ATTR_USE_CANDIDATE);
-        if nominates && self.to != Some(source) {
+        let moves = nominates && self.to != Some(source);
+        if moves {
             tracing::debug!(to = %source, "client nominated another address; media follows");
             self.to = Some(source);
         }
+        moves
     }
 
     /// Points `t` at the followed address, unless it is STUN (a response
@@ -107,27 +171,28 @@ mod tests {
         let old: SocketAddr = "127.0.0.1:4000".parse().unwrap();
         let new: SocketAddr = "127.0.0.1:4001".parse().unwrap();
         let spoofed: SocketAddr = "192.0.2.9:4000".parse().unwrap();
+        let now = Instant::now();
         let mut egress = Egress::default();
         assert_eq!(sent_to(&egress, old), old, "str0m's choice until told");
 
-        egress.on_authenticated(new, &request(1, false));
+        egress.on_authenticated(now, new, &request(1, false));
         assert_eq!(sent_to(&egress, old), old, "a check without USE-CANDIDATE");
 
-        egress.on_authenticated(new, &request(2, true));
+        egress.on_authenticated(now, new, &request(2, true));
         assert_eq!(
             sent_to(&egress, old),
             new,
             "a nomination from the new address"
         );
 
-        egress.on_authenticated(spoofed, &request(2, true));
+        egress.on_authenticated(now, spoofed, &request(2, true));
         assert_eq!(
             sent_to(&egress, old),
             new,
             "the same request replayed elsewhere"
         );
 
-        egress.on_authenticated(old, &request(3, true));
+        egress.on_authenticated(now, old, &request(3, true));
         assert_eq!(sent_to(&egress, new), old, "the client went back");
     }
 
@@ -136,11 +201,70 @@ mod tests {
         let followed: SocketAddr = "127.0.0.1:4001".parse().unwrap();
         let other: SocketAddr = "127.0.0.1:4002".parse().unwrap();
         let mut egress = Egress::default();
-        egress.on_authenticated(followed, &request(1, true));
+        egress.on_authenticated(Instant::now(), followed, &request(1, true));
         let mut success = request(9, false);
         success[..2].copy_from_slice(&[0x01, 0x01]); // Binding success response
         let mut response = transmit(other, success);
         egress.redirect(&mut response);
         assert_eq!(response.destination, other);
+    }
+
+    #[test]
+    fn a_check_takes_over_only_a_path_silent_for_three_seconds() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let old: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let new: SocketAddr = "127.0.0.1:4001".parse().unwrap();
+        let mut egress = Egress::default();
+        assert!(
+            !egress.takes_over(t0, new, &request(1, false)),
+            "no other path was ever heard"
+        );
+        egress.on_authenticated(t0, old, &request(1, true));
+        egress.heard(at(500), old); // media from the old address
+        assert!(!egress.takes_over(at(500), old, &request(2, false)));
+        assert!(
+            !egress.takes_over(at(3_499), new, &request(3, false)),
+            "the old path spoke 2.999 s ago"
+        );
+        assert!(egress.takes_over(at(3_500), new, &request(3, false)));
+        assert!(
+            !egress.takes_over(at(3_500), new, &request(1, false)),
+            "a replayed transaction id"
+        );
+        // The peer adds USE-CANDIDATE; once str0m answered, media follows.
+        egress.on_authenticated(at(3_500), new, &request(3, true));
+        assert_eq!(sent_to(&egress, old), new);
+        assert!(
+            !egress.takes_over(at(9_000), new, &request(4, false)),
+            "already there"
+        );
+        // Later checks from the new address keep the old one silent...
+        egress.on_authenticated(at(9_000), new, &request(4, false));
+        // ...and the old one can take the path back only after 3 s of
+        // silence from the new one.
+        assert!(!egress.takes_over(at(11_000), old, &request(5, false)));
+        assert!(egress.takes_over(at(12_000), old, &request(5, false)));
+    }
+
+    #[test]
+    fn a_backup_pair_check_never_takes_over_a_live_path() {
+        let t0 = Instant::now();
+        let selected: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let backup: SocketAddr = "[::1]:4000".parse().unwrap();
+        let mut egress = Egress::default();
+        egress.on_authenticated(t0, selected, &request(1, true));
+        // Audio-only: the selected path speaks every 2.5 s (checks, RTCP).
+        let mut id = 2;
+        for tick in 1..=20u64 {
+            let now = t0 + Duration::from_millis(2_500 * tick);
+            egress.on_authenticated(now, selected, &request(id, false));
+            id += 1;
+            let later = now + Duration::from_millis(2_400);
+            assert!(!egress.takes_over(later, backup, &request(id, false)));
+            egress.on_authenticated(later, backup, &request(id, false));
+            id += 1;
+        }
+        assert_eq!(sent_to(&egress, backup), selected);
     }
 }

@@ -97,6 +97,11 @@ pub struct Outputs {
     pub dropped_bitrate_in: u64,
     /// Viewer packets dropped over `--max-bitrate-out`.
     pub dropped_bitrate_out: u64,
+    /// Times a session's media moved to another address of its client.
+    pub path_moves: u64,
+    /// Of those, moves by a check without USE-CANDIDATE taking over a
+    /// silent path (see `egress`).
+    pub path_takeovers: u64,
 }
 
 /// The shape of a session's tracks, by role.
@@ -328,11 +333,19 @@ impl Peer {
         out: &mut Outputs,
     ) -> bool {
         let is_stun = crate::wire::classify(data) == crate::wire::PacketClass::Stun;
-        // A Binding request without PRIORITY (FFmpeg) is rebuilt with one
-        // if, and only if, its MESSAGE-INTEGRITY verifies with our password.
+        if !is_stun {
+            // Only from an address that authenticated: the shard routes
+            // nothing else here.
+            self.egress.heard(now, source);
+        }
+        // A Binding request without PRIORITY (FFmpeg) is rebuilt with one,
+        // and a check that takes over a silent path (see `egress`) with
+        // USE-CANDIDATE, if, and only if, its MESSAGE-INTEGRITY verifies
+        // with our password.
         let repaired;
+        let takes_over = is_stun && self.connected && self.egress.takes_over(now, source, data);
         let data = match is_stun
-            .then(|| repair_binding_request(data, self.pwd.as_bytes(), self.tiebreaker))
+            .then(|| repair_binding_request(data, self.pwd.as_bytes(), self.tiebreaker, takes_over))
         {
             Some(Repair::Repaired(fixed)) => {
                 repaired = fixed;
@@ -367,7 +380,13 @@ impl Peer {
                 .is_some_and(|sent| sent.iter().any(|t| is_stun_to(t, source)));
         if authenticated {
             self.last_heard = now;
-            self.egress.on_authenticated(source, data);
+            if self.egress.on_authenticated(now, source, data) {
+                out.path_moves += 1;
+                if takes_over {
+                    debug!(session = ?self.id, to = %source, "the old path fell silent; a check took it over");
+                    out.path_takeovers += 1;
+                }
+            }
         }
         authenticated
     }

@@ -17,6 +17,11 @@
 //! transaction id, which is all the client matches on. A request whose
 //! integrity does not verify is refused here and never reaches str0m.
 //!
+//! The same rebuild adds USE-CANDIDATE when the peer asks for it: a client
+//! that nominates only once (regular nomination, as Firefox does) never
+//! sends it again after a NAT rebinding, and str0m would keep its media on
+//! the dead path (see `egress`).
+//!
 //! [`rebuild_binding_request`] is the general tool: the test client uses it
 //! the other way round, to strip PRIORITY and ICE-CONTROLLING from its own
 //! requests and behave like FFmpeg.
@@ -50,11 +55,13 @@ const FINGERPRINT_XOR: u32 = 0x5354_554e;
 /// What [`repair_binding_request`] made of a datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Repair {
-    /// Not a Binding request lacking PRIORITY: hand the datagram to str0m as is.
+    /// Not a Binding request lacking PRIORITY (or, when asked to nominate,
+    /// USE-CANDIDATE): hand the datagram to str0m as is.
     NotNeeded,
-    /// The request authenticated; this is it with PRIORITY (and a role) added.
+    /// The request authenticated; this is it with PRIORITY (and a role, and
+    /// USE-CANDIDATE when asked) added.
     Repaired(Vec<u8>),
-    /// It lacks PRIORITY and its MESSAGE-INTEGRITY does not verify with our
+    /// It needed a change and its MESSAGE-INTEGRITY does not verify with our
     /// password (or it has none): drop it.
     Rejected,
 }
@@ -68,24 +75,40 @@ pub fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
 }
 
 /// See the module docs. `password` is our ICE password; `tiebreaker` goes
-/// into the ICE-CONTROLLING added when the request claims no role.
-pub fn repair_binding_request(data: &[u8], password: &[u8], tiebreaker: u64) -> Repair {
+/// into the ICE-CONTROLLING added when the request claims no role;
+/// `nominate` adds USE-CANDIDATE when the request lacks it.
+pub fn repair_binding_request(
+    data: &[u8],
+    password: &[u8],
+    tiebreaker: u64,
+    nominate: bool,
+) -> Repair {
     let Ok(view) = StunView::parse(data) else {
         return Repair::NotNeeded;
     };
-    if !view.is_binding_request() || signed_attributes(&view).any(|(t, _)| t == ATTR_PRIORITY) {
+    if !view.is_binding_request() {
+        return Repair::NotNeeded;
+    }
+    let has = |attr: u16| signed_attributes(&view).any(|(t, _)| t == attr);
+    let add_priority = !has(ATTR_PRIORITY);
+    let add_use_candidate = nominate && !has(ATTR_USE_CANDIDATE);
+    if !add_priority && !add_use_candidate {
         return Repair::NotNeeded;
     }
     if !integrity_verifies(data, &view, password) {
         return Repair::Rejected;
     }
-    let has_role = signed_attributes(&view)
-        .any(|(t, _)| t == ATTR_ICE_CONTROLLING || t == ATTR_ICE_CONTROLLED);
     let priority = REPAIR_PRIORITY.to_be_bytes();
     let tiebreaker = tiebreaker.to_be_bytes();
-    let mut extra: Vec<(u16, &[u8])> = vec![(ATTR_PRIORITY, &priority)];
-    if !has_role {
-        extra.push((ATTR_ICE_CONTROLLING, &tiebreaker));
+    let mut extra: Vec<(u16, &[u8])> = Vec::with_capacity(3);
+    if add_priority {
+        extra.push((ATTR_PRIORITY, &priority));
+        if !has(ATTR_ICE_CONTROLLING) && !has(ATTR_ICE_CONTROLLED) {
+            extra.push((ATTR_ICE_CONTROLLING, &tiebreaker));
+        }
+    }
+    if add_use_candidate {
+        extra.push((ATTR_USE_CANDIDATE, &[]));
     }
     Repair::Repaired(rebuild_binding_request(&view, |_| true, &extra, password))
 }
@@ -224,7 +247,7 @@ mod tests {
         assert_eq!(rebuilt.len(), original.len());
         assert_eq!(&rebuilt[..20], &original[..20]);
         assert_eq!(
-            repair_binding_request(&original, RFC5769_PASSWORD, 1),
+            repair_binding_request(&original, RFC5769_PASSWORD, 1, false),
             Repair::NotNeeded
         );
     }
@@ -247,10 +270,11 @@ mod tests {
         assert!(lacks_priority(&stripped));
         assert!(!lacks_priority(&rfc5769_request()));
         assert_eq!(
-            repair_binding_request(&stripped, b"not our password", 7),
+            repair_binding_request(&stripped, b"not our password", 7, false),
             Repair::Rejected
         );
-        let Repair::Repaired(fixed) = repair_binding_request(&stripped, RFC5769_PASSWORD, 7) else {
+        let Repair::Repaired(fixed) = repair_binding_request(&stripped, RFC5769_PASSWORD, 7, false)
+        else {
             panic!("repaired")
         };
         assert_eq!(
@@ -287,7 +311,8 @@ mod tests {
         let view = StunView::parse(&original).unwrap();
         let no_priority =
             rebuild_binding_request(&view, |t| t != ATTR_PRIORITY, &[], RFC5769_PASSWORD);
-        let Repair::Repaired(fixed) = repair_binding_request(&no_priority, RFC5769_PASSWORD, 7)
+        let Repair::Repaired(fixed) =
+            repair_binding_request(&no_priority, RFC5769_PASSWORD, 7, false)
         else {
             panic!("repaired")
         };
@@ -297,10 +322,44 @@ mod tests {
     }
 
     #[test]
-    fn junk_and_other_messages_are_left_alone_or_refused() {
-        assert_eq!(repair_binding_request(&[], b"x", 1), Repair::NotNeeded);
+    fn a_nomination_is_added_only_when_asked_missing_and_authenticated() {
+        let original = rfc5769_request();
+        assert!(!attr_types(&original).contains(&ATTR_USE_CANDIDATE));
         assert_eq!(
-            repair_binding_request(&[0x80; 40], b"x", 1),
+            repair_binding_request(&original, b"not our password", 7, true),
+            Repair::Rejected
+        );
+        let Repair::Repaired(nominating) =
+            repair_binding_request(&original, RFC5769_PASSWORD, 7, true)
+        else {
+            panic!("repaired")
+        };
+        let types = attr_types(&nominating);
+        assert_eq!(
+            types[types.len() - 3..],
+            [ATTR_USE_CANDIDATE, ATTR_MESSAGE_INTEGRITY, ATTR_FINGERPRINT]
+        );
+        // It had PRIORITY and a role: neither is added or changed.
+        assert_eq!(types.iter().filter(|&&t| t == ATTR_PRIORITY).count(), 1);
+        assert!(!types.contains(&ATTR_ICE_CONTROLLING));
+        let view = StunView::parse(&nominating).unwrap();
+        assert!(integrity_verifies(&nominating, &view, RFC5769_PASSWORD));
+        assert_eq!(view.transaction_id(), &original[8..20]);
+        // Already nominating: left alone.
+        assert_eq!(
+            repair_binding_request(&nominating, RFC5769_PASSWORD, 7, true),
+            Repair::NotNeeded
+        );
+    }
+
+    #[test]
+    fn junk_and_other_messages_are_left_alone_or_refused() {
+        assert_eq!(
+            repair_binding_request(&[], b"x", 1, false),
+            Repair::NotNeeded
+        );
+        assert_eq!(
+            repair_binding_request(&[0x80; 40], b"x", 1, false),
             Repair::NotNeeded
         );
         // A success response without PRIORITY is not ours to touch.
@@ -308,26 +367,32 @@ mod tests {
         response[0] = 0x01;
         response[1] = 0x01;
         assert_eq!(
-            repair_binding_request(&response, RFC5769_PASSWORD, 1),
+            repair_binding_request(&response, RFC5769_PASSWORD, 1, false),
             Repair::NotNeeded
         );
         // No MESSAGE-INTEGRITY at all: nothing to verify, refused.
         let bare = [
             0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
         ];
-        assert_eq!(repair_binding_request(&bare, b"x", 1), Repair::Rejected);
+        assert_eq!(
+            repair_binding_request(&bare, b"x", 1, false),
+            Repair::Rejected
+        );
         // A MESSAGE-INTEGRITY of the wrong length.
         let view = StunView::parse(&bare).unwrap();
         let mut short_mi = rebuild_binding_request(&view, |_| true, &[], b"x");
         short_mi.truncate(20);
         short_mi.extend_from_slice(&[0x00, 0x08, 0x00, 0x04, 1, 2, 3, 4]);
         short_mi[3] = 8;
-        assert_eq!(repair_binding_request(&short_mi, b"x", 1), Repair::Rejected);
+        assert_eq!(
+            repair_binding_request(&short_mi, b"x", 1, false),
+            Repair::Rejected
+        );
         // Every truncation of a stripped request: never a panic, never repaired.
         let stripped = ffmpeg_style();
         for len in 0..stripped.len() {
             assert!(!matches!(
-                repair_binding_request(&stripped[..len], RFC5769_PASSWORD, 1),
+                repair_binding_request(&stripped[..len], RFC5769_PASSWORD, 1, false),
                 Repair::Repaired(_)
             ));
         }

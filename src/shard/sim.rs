@@ -25,7 +25,8 @@ use crate::directory::{Directory, Limits, PatchRoute, Place};
 use crate::net::{RecvMeta, Waker};
 use crate::sfu::sim::{ClientEnd, client_at};
 use crate::sfu::{
-    IcePatch, IfMatch, PatchError, PatchOutcome, PeerSetup, Role, SessionId, accept_offer,
+    ATTR_USE_CANDIDATE, IcePatch, IfMatch, PatchError, PatchOutcome, PeerSetup, Role, SessionId,
+    accept_offer, rebuild_binding_request,
 };
 use crate::wire::{self, PacketClass, SdpFrag};
 
@@ -52,6 +53,11 @@ pub struct SimClient {
     pub connected: bool,
     /// RTP packets it received.
     pub rtp_received: u64,
+    /// Once connected, it sends its checks without USE-CANDIDATE, as a
+    /// client with regular nomination (Firefox) does after nominating.
+    pub nominates_once: bool,
+    /// The server's ICE password, to sign what it rewrites.
+    server_pwd: String,
     next_seq: u64,
 }
 
@@ -159,6 +165,12 @@ impl ShardWorld {
             .directory
             .insert(peer, self.now)
             .map_err(|e| e.to_string())?;
+        let server_pwd = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=ice-pwd:"))
+            .expect("our answer has an ICE password")
+            .trim()
+            .to_owned();
         let answer = SdpAnswer::from_sdp_string(&answer).expect("our answer parses");
         end.rtc
             .sdp_api()
@@ -173,6 +185,8 @@ impl ShardWorld {
             last_sent: Default::default(),
             connected: false,
             rtp_received: 0,
+            nominates_once: false,
+            server_pwd,
             next_seq: 0,
         });
         Ok(self.clients.len() - 1)
@@ -480,7 +494,19 @@ impl ShardWorld {
                 Ok(Output::Event(_)) => {}
             }
         }
-        for data in &sent {
+        for data in &mut sent {
+            if c.nominates_once
+                && c.connected
+                && let Ok(view) = wire::StunView::parse(data)
+                && view.is_binding_request()
+            {
+                *data = rebuild_binding_request(
+                    &view,
+                    |t| t != ATTR_USE_CANDIDATE,
+                    &[],
+                    c.server_pwd.as_bytes(),
+                );
+            }
             if let Some(kind) = kind_index(data) {
                 c.last_sent[kind] = Some(data.clone());
             }

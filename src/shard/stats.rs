@@ -69,6 +69,12 @@ counters! {
     drop_bitrate_out,
     /// Peers closed because a call into str0m panicked.
     peer_panics,
+    /// Times a session's media moved to another address of its client (a
+    /// nomination from there, or a takeover).
+    path_moves,
+    /// Of those, a check without USE-CANDIDATE took over a path silent for
+    /// 3 s (a client that nominates once, after its NAT rebound).
+    path_takeovers,
     /// Datagrams the datapath handed to the kernel.
     net_sent,
     /// Datagrams dropped on send (kernel error or no free send buffer).
@@ -87,14 +93,17 @@ impl ShardStats {
             .store(net.recv_errors, Ordering::Relaxed);
     }
 
-    /// Copies the bitrate-limit drops the shard's long-lived [`Outputs`]
-    /// has accumulated (its `dropped_bitrate_*` fields are never reset, so
-    /// they are this shard's totals).
+    /// Copies the totals the shard's long-lived [`Outputs`] has accumulated
+    /// (bitrate-limit drops, path moves: never reset, so they are this
+    /// shard's totals).
     pub fn record_outputs(&self, out: &Outputs) {
         self.drop_bitrate_in
             .store(out.dropped_bitrate_in, Ordering::Relaxed);
         self.drop_bitrate_out
             .store(out.dropped_bitrate_out, Ordering::Relaxed);
+        self.path_moves.store(out.path_moves, Ordering::Relaxed);
+        self.path_takeovers
+            .store(out.path_takeovers, Ordering::Relaxed);
     }
 
     /// Adds `n` to `counter`.

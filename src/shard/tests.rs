@@ -201,6 +201,54 @@ fn a_rebound_viewer_gets_media_at_its_new_address_within_a_consent_check() {
     assert_eq!(tables[0].routed, vec![(addr(4002), 1)]);
 }
 
+/// A client that nominates once (Firefox's regular nomination) sends no
+/// USE-CANDIDATE after its NAT rebinds: its consent checks just come from
+/// the new address. Once the old path has been silent for `SILENT_PATH`,
+/// such a check takes it over; without that, media went to the dead
+/// address until str0m dropped the pair and the session with it.
+#[test]
+fn a_rebound_viewer_that_nominated_once_gets_media_again_and_stays() {
+    let mut w = world(2);
+    let publisher = w.post("r", Role::Publisher, addr(4000)).unwrap();
+    let viewer = w.post("r", Role::Viewer, addr(4001)).unwrap();
+    w.clients[viewer].nominates_once = true;
+    connect(&mut w);
+    w.rebind(viewer, addr(4002));
+    // Publish 50 packets a second for 30 s; note when the first one
+    // reaches the rebound viewer.
+    let start = w.now;
+    let before = w.clients[viewer].rtp_received;
+    let mut first_at = None;
+    for _ in 0..1_500 {
+        w.publish(publisher, 200);
+        w.advance(Duration::from_millis(20));
+        if first_at.is_none() && w.clients[viewer].rtp_received > before {
+            first_at = Some(w.now - start);
+        }
+    }
+    let first_at = first_at.expect("no packet ever reached the rebound viewer");
+    // 3 s of silence on the old path, then the client's next check (str0m
+    // checks a nominated pair every few hundred ms; Firefox every ~5 s).
+    assert!(
+        first_at <= Duration::from_millis(4_500),
+        "media resumed only after {first_at:?}"
+    );
+    // From then on it gets (nearly) everything, past str0m's 15 s pruning
+    // of the old pair.
+    let got = w.clients[viewer].rtp_received - before;
+    let expected = (Duration::from_secs(30) - first_at).as_millis() as u64 / 20;
+    assert!(
+        got + 2 >= expected,
+        "{got} of {expected} packets after {first_at:?}"
+    );
+    let id = w.clients[viewer].session;
+    let tables = check(&w);
+    assert!(tables[1].sessions.contains(&id), "{tables:?}");
+    assert!(tables[1].pinned.contains(&(addr(4002), id)));
+    let takeovers: u64 = w.shards.iter().map(|s| s.stats().path_takeovers).sum();
+    assert_eq!(takeovers, 1);
+}
+
 #[test]
 fn an_ice_restart_renames_the_peer_on_its_shard_and_in_the_directory() {
     use crate::sfu::PatchOutcome;
