@@ -4,7 +4,9 @@
 //! authenticated there, and the other shard is told to route the client's
 //! media straight to the owner; the client's nomination from its new
 //! address moves the server's sending there, and media sent from then on
-//! reaches the viewer.
+//! reaches the viewer. A client that nominated only once (Firefox) sends
+//! no nomination from its new address: its checks take the silent path
+//! over after 3 s, and media sent from then on reaches it too.
 
 mod common;
 
@@ -14,10 +16,22 @@ use std::time::Duration;
 
 use common::{Flags, Relay, ServerProc, shard_of, spawn_client};
 use uringcast::client::payload::Kind;
-use uringcast::client::{ClientOptions, ClientRole};
+use uringcast::client::{ClientOptions, ClientRole, Signaling};
 
 #[test]
 fn a_rebound_viewer_is_routed_across_shards_and_media_follows_its_new_address() {
+    rebound_viewer_gets_media(false);
+}
+
+#[test]
+fn a_rebound_viewer_that_nominated_once_gets_media_after_the_old_path_fell_silent() {
+    rebound_viewer_gets_media(true);
+}
+
+/// A publisher and a viewer behind a NAT that rebinds it mid-session to a
+/// 4-tuple of the other shard; the viewer nominates once when
+/// `nominate_once`, on every check otherwise.
+fn rebound_viewer_gets_media(nominate_once: bool) {
     let server = ServerProc::start(&["--shards", "2"]);
     let first = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let first_shard = shard_of(&server, &first);
@@ -40,6 +54,10 @@ fn a_rebound_viewer_is_routed_across_shards_and_media_follows_its_new_address() 
     );
     let through_nat = ClientOptions {
         via: Some(relay.front),
+        signaling: Signaling {
+            nominate_once,
+            ..Signaling::default()
+        },
         ..ClientOptions::default()
     };
     let viewer = spawn_client(
@@ -77,6 +95,22 @@ fn a_rebound_viewer_is_routed_across_shards_and_media_follows_its_new_address() 
         "the other shard handed the client's packets to the peer's shard: {}",
         server.stats()
     );
+    if nominate_once {
+        // No nomination comes: a check takes the path over once the old
+        // one has been silent for 3 s (the relay dropped it at the switch).
+        assert!(
+            server.wait_for(Duration::from_secs(10), |s| {
+                s["shards"][first_shard]["path_takeovers"].as_u64() == Some(1)
+            }),
+            "no check took the silent path over: {}",
+            server.stats()
+        );
+    } else {
+        // Its nomination from the new address moved the media.
+        let shard = &server.stats()["shards"][first_shard];
+        assert_eq!(shard["path_takeovers"].as_u64(), Some(0), "{shard}");
+        assert!(shard["path_moves"].as_u64() >= Some(2), "{shard}");
+    }
     publisher_flags.send.store(true, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(1500));
     publisher_flags.send.store(false, Ordering::Relaxed);

@@ -420,11 +420,13 @@ impl Client {
                     // A full socket buffer loses this datagram like a network would.
                     self.server = Some(t.destination);
                     let to = self.options.via.unwrap_or(t.destination);
-                    let rewritten = if self.options.signaling.stun_without_priority {
-                        signaling::without_priority(&t.contents, &self.remote_pwd)
-                    } else {
-                        None
-                    };
+                    let quirks = &self.options.signaling;
+                    let rewritten = signaling::quirky_check(
+                        &t.contents,
+                        &self.remote_pwd,
+                        quirks.stun_without_priority,
+                        quirks.nominate_once && self.connected_at.is_some(),
+                    );
                     self.stun_rewritten += u64::from(rewritten.is_some());
                     let _ = self
                         .socket

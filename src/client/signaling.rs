@@ -14,7 +14,8 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 
 use super::{Client, ClientError, ClientRole};
 use crate::sfu::{
-    ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, rebuild_binding_request,
+    ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE,
+    rebuild_binding_request,
 };
 use crate::wire::{SdpFrag, StunView};
 
@@ -45,6 +46,10 @@ pub struct Signaling {
     /// Send connectivity checks without PRIORITY and ICE-CONTROLLING,
     /// re-signed with the server's password (FFmpeg).
     pub stun_without_priority: bool,
+    /// Once connected, send connectivity checks without USE-CANDIDATE,
+    /// re-signed with the server's password: the client nominated once
+    /// (regular nomination, as Firefox does).
+    pub nominate_once: bool,
     /// Send the ETag in an `ETag` request header instead of `If-Match`
     /// (`@eyevinn/whip-web-client`).
     pub etag_request_header: bool,
@@ -340,16 +345,30 @@ pub(super) fn ice_pwd(sdp: &str) -> String {
         .to_owned()
 }
 
-/// A binding request as FFmpeg sends it: no PRIORITY, no ICE role, signed
-/// with `password` (the server's). `None` for anything else.
-pub(super) fn without_priority(datagram: &[u8], password: &str) -> Option<Vec<u8>> {
+/// A binding request rewritten as a quirky client sends it, signed with
+/// `password` (the server's): without PRIORITY and an ICE role (FFmpeg)
+/// when `ffmpeg`, without USE-CANDIDATE when `no_nomination` (a client
+/// that nominated once). `None` for anything else, or nothing to change.
+pub(super) fn quirky_check(
+    datagram: &[u8],
+    password: &str,
+    ffmpeg: bool,
+    no_nomination: bool,
+) -> Option<Vec<u8>> {
+    if !ffmpeg && !no_nomination {
+        return None;
+    }
     let view = StunView::parse(datagram).ok()?;
     if !view.is_binding_request() {
         return None;
     }
+    let dropped = |t: u16| {
+        (ffmpeg && [ATTR_PRIORITY, ATTR_ICE_CONTROLLING, ATTR_ICE_CONTROLLED].contains(&t))
+            || (no_nomination && t == ATTR_USE_CANDIDATE)
+    };
     Some(rebuild_binding_request(
         &view,
-        |t| t != ATTR_PRIORITY && t != ATTR_ICE_CONTROLLING && t != ATTR_ICE_CONTROLLED,
+        |t| !dropped(t),
         &[],
         password.as_bytes(),
     ))
@@ -361,8 +380,9 @@ impl Client {
         self.etag.as_deref()
     }
 
-    /// Binding requests rewritten without PRIORITY (FFmpeg imitation).
-    pub fn checks_without_priority(&self) -> u64 {
+    /// Binding requests rewritten (FFmpeg's missing PRIORITY, or a
+    /// nomination left out after connecting).
+    pub fn checks_rewritten(&self) -> u64 {
         self.stun_rewritten
     }
 
