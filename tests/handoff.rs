@@ -5,8 +5,9 @@
 //! media straight to the owner; the client's nomination from its new
 //! address moves the server's sending there, and media sent from then on
 //! reaches the viewer. A client that nominated only once (Firefox) sends
-//! no nomination from its new address: its checks take the silent path
-//! over after 3 s, and media sent from then on reaches it too.
+//! no nomination from its new address: its check takes the path over once
+//! the old address has sent no check for 4 s, and media sent from then on
+//! reaches it too.
 
 mod common;
 
@@ -97,7 +98,7 @@ fn rebound_viewer_gets_media(nominate_once: bool) {
     );
     if nominate_once {
         // No nomination comes: a check takes the path over once the old
-        // one has been silent for 3 s (the relay dropped it at the switch).
+        // address has sent no check for 4 s (the relay dropped it).
         assert!(
             server.wait_for(Duration::from_secs(10), |s| {
                 s["shards"][first_shard]["path_takeovers"].as_u64() == Some(1)
@@ -109,7 +110,7 @@ fn rebound_viewer_gets_media(nominate_once: bool) {
         // Its nomination from the new address moved the media.
         let shard = &server.stats()["shards"][first_shard];
         assert_eq!(shard["path_takeovers"].as_u64(), Some(0), "{shard}");
-        assert!(shard["path_moves"].as_u64() >= Some(2), "{shard}");
+        assert!(shard["path_moves"].as_u64() >= Some(1), "{shard}");
     }
     publisher_flags.send.store(true, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(1500));

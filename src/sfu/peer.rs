@@ -97,7 +97,8 @@ pub struct Outputs {
     pub dropped_bitrate_in: u64,
     /// Viewer packets dropped over `--max-bitrate-out`.
     pub dropped_bitrate_out: u64,
-    /// Times a session's media moved to another address of its client.
+    /// Times a session's media moved to another address of its client (not
+    /// its first nomination).
     pub path_moves: u64,
     /// Of those, moves by a check without USE-CANDIDATE taking over a
     /// silent path (see `egress`).
@@ -333,11 +334,6 @@ impl Peer {
         out: &mut Outputs,
     ) -> bool {
         let is_stun = crate::wire::classify(data) == crate::wire::PacketClass::Stun;
-        if !is_stun {
-            // Only from an address that authenticated: the shard routes
-            // nothing else here.
-            self.egress.heard(now, source);
-        }
         // A Binding request without PRIORITY (FFmpeg) is rebuilt with one,
         // and a check that takes over a silent path (see `egress`) with
         // USE-CANDIDATE, if, and only if, its MESSAGE-INTEGRITY verifies
@@ -623,6 +619,7 @@ impl Peer {
         self.pwd = local.pass;
         self.remote_ice = Some(remote);
         self.remote_candidates = 0;
+        self.egress.restart();
         let added = self.add_remote_candidates(now, patch.candidates, &mut skipped, out);
         Ok(PatchOutcome::Restarted {
             ufrag: self.ufrag.clone(),

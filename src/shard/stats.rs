@@ -70,10 +70,11 @@ counters! {
     /// Peers closed because a call into str0m panicked.
     peer_panics,
     /// Times a session's media moved to another address of its client (a
-    /// nomination from there, or a takeover).
+    /// nomination from there, or a takeover; not a session's first).
     path_moves,
-    /// Of those, a check without USE-CANDIDATE took over a path silent for
-    /// 3 s (a client that nominates once, after its NAT rebound).
+    /// Of those, a check without USE-CANDIDATE took over a path that sent
+    /// no check for 4 s (a client that nominates once, after its NAT
+    /// rebound).
     path_takeovers,
     /// Datagrams the datapath handed to the kernel.
     net_sent,

@@ -203,8 +203,8 @@ fn a_rebound_viewer_gets_media_at_its_new_address_within_a_consent_check() {
 
 /// A client that nominates once (Firefox's regular nomination) sends no
 /// USE-CANDIDATE after its NAT rebinds: its consent checks just come from
-/// the new address. Once the old path has been silent for `SILENT_PATH`,
-/// such a check takes it over; without that, media went to the dead
+/// the new address. Once the old path has sent no check for `SILENT_PATH`
+/// (4 s), such a check takes it over; without that, media went to the dead
 /// address until str0m dropped the pair and the session with it.
 #[test]
 fn a_rebound_viewer_that_nominated_once_gets_media_again_and_stays() {
@@ -227,10 +227,11 @@ fn a_rebound_viewer_that_nominated_once_gets_media_again_and_stays() {
         }
     }
     let first_at = first_at.expect("no packet ever reached the rebound viewer");
-    // 3 s of silence on the old path, then the client's next check (str0m
-    // checks a nominated pair every few hundred ms; Firefox every ~5 s).
+    // 4 s without a check from the old path, then the client's next check
+    // (str0m's client checks its nominated pair every few seconds, like a
+    // browser), well before str0m's 15 s pruning of the old pair.
     assert!(
-        first_at <= Duration::from_millis(4_500),
+        first_at <= Duration::from_secs(8),
         "media resumed only after {first_at:?}"
     );
     // From then on it gets (nearly) everything, past str0m's 15 s pruning
