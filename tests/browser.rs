@@ -3,6 +3,10 @@
 //! npm `playwright-core` with Debian's `/usr/bin/chromium`): fake camera and
 //! microphone published through the publish page, watched through the watch
 //! page in another browser context, per video codec, from another origin.
+//! The server under test signals over HTTPS (`--tls-cert`, a certificate
+//! made for the run, which Chromium is told to accept and Node trusts
+//! through NODE_EXTRA_CA_CERTS); the demo pages come from a plain-HTTP
+//! server, as the README's first command serves them.
 //!
 //! `scripts/test.sh` installs chromium and `npm ci`s tests/browser when they
 //! are missing; here a missing one is a failure, never a skip.
@@ -162,7 +166,10 @@ fn browser_chromium_publishes_and_watches_every_codec() {
         Ok(found) => found,
         Err(why) => panic!("the browser test cannot run: {why}"),
     };
-    let server = ServerProc::start(&[]);
+    let (cert, key, der) = common::certificate("browser");
+    let (cert_path, key_path) = (cert.to_str().expect("path"), key.to_str().expect("path"));
+    let server = ServerProc::start_trusting(&["--tls-cert", cert_path, "--tls-key", key_path], der);
+    assert!(server.base.starts_with("https://"), "{}", server.base);
     // Another origin: the same binary on other ports serves the demo pages,
     // which talk to `server` through ?server=.
     let pages = ServerProc::start(&["--shards", "1"]);
@@ -175,6 +182,8 @@ fn browser_chromium_publishes_and_watches_every_codec() {
         .env("PAGES", &pages.base)
         .env("OUT", &out)
         .env("CHROMIUM", &chromium)
+        .env("NODE_EXTRA_CA_CERTS", &cert)
+        .env("EXTRA_ARGS", "--ignore-certificate-errors")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

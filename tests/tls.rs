@@ -15,38 +15,12 @@ use std::time::Duration;
 
 use std::sync::atomic::Ordering;
 
-use common::{Flags, ServerProc, closed_by_server, publish_offer, spawn_client};
+use common::{
+    Flags, ServerProc, certificate, closed_by_server, publish_offer, spawn_client, start_https,
+};
 use rustls::pki_types::{CertificateDer, ServerName};
 use uringcast::client::payload::Kind;
 use uringcast::client::{Client, ClientOptions, ClientRole, Signaling};
-
-/// A self-signed certificate for 127.0.0.1 and localhost, written as PEM
-/// files in a directory of its own (`name`: one per test, which run in
-/// parallel); returns (cert path, key path, cert DER).
-fn certificate(
-    name: &str,
-) -> (
-    std::path::PathBuf,
-    std::path::PathBuf,
-    CertificateDer<'static>,
-) {
-    let dir = std::env::temp_dir().join(format!("uringcast-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("a certificate");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, made.cert.pem()).expect("write cert");
-    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
-    (cert, key, made.cert.der().clone())
-}
-
-/// A one-shard server serving HTTPS with `cert` and `key`, plus `extra` flags.
-fn start_https(cert: &std::path::Path, key: &std::path::Path, extra: &[&str]) -> ServerProc {
-    let (cert, key) = (cert.to_str().expect("path"), key.to_str().expect("path"));
-    let mut args = vec!["--shards", "1", "--tls-cert", cert, "--tls-key", key];
-    args.extend_from_slice(extra);
-    ServerProc::start(&args)
-}
 
 /// One HTTPS request (Connection: close) → (status, head, body, protocol, ALPN).
 fn https(

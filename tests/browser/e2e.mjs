@@ -5,6 +5,7 @@
 //   PAGES   a second uringcast on another port: a different origin that
 //           serves the demo pages, pointed at SERVER with ?server=
 //   OUT     where screenshots go
+//   EXTRA_ARGS  more Chromium flags, space-separated (optional)
 //
 // 1. uringcast.js imported cross-origin: problem details become errors,
 //    409 without Retry-After is not retried, a viewer that comes first
@@ -47,6 +48,9 @@ const ARGS = [
   '--use-fake-device-for-media-stream',
   '--use-fake-ui-for-media-stream',
   '--allow-loopback-in-peer-connection',
+  // e.g. --ignore-certificate-errors for a server with a certificate made
+  // for the test run.
+  ...(process.env.EXTRA_ARGS || '').split(' ').filter(Boolean),
 ];
 
 /** @param {string} name */

@@ -20,6 +20,8 @@ pub struct ServerProc {
     child: Option<Child>,
     pub base: String,
     pub udp: SocketAddr,
+    /// The certificate an `https://` server presents, trusted by `stats`.
+    trusted: Option<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl ServerProc {
@@ -72,7 +74,16 @@ impl ServerProc {
             child: Some(child),
             base: base.expect("base"),
             udp: udp.expect("udp"),
+            trusted: None,
         }
+    }
+
+    /// [`ServerProc::start`] for a server presenting `cert` (made by
+    /// [`certificate`]), which `stats` then trusts.
+    pub fn start_trusting(args: &[&str], cert: rustls::pki_types::CertificateDer<'static>) -> Self {
+        let mut server = Self::start(args);
+        server.trusted = Some(cert);
+        server
     }
 
     /// The server's process id.
@@ -82,7 +93,25 @@ impl ServerProc {
 
     /// `GET /v1/stats` as JSON.
     pub fn stats(&self) -> serde_json::Value {
-        let body = ureq::get(format!("{}/v1/stats", self.base))
+        let agent: ureq::Agent = match &self.trusted {
+            None => ureq::Agent::new_with_defaults(),
+            Some(cert) => {
+                let roots =
+                    ureq::tls::RootCerts::new_with_certs(&[ureq::tls::Certificate::from_der(
+                        cert.as_ref(),
+                    )
+                    .to_owned()]);
+                let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+                let tls = ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::Rustls)
+                    .unversioned_rustls_crypto_provider(provider)
+                    .root_certs(roots)
+                    .build();
+                ureq::Agent::config_builder().tls_config(tls).build().into()
+            }
+        };
+        let body = agent
+            .get(format!("{}/v1/stats", self.base))
             .call()
             .expect("stats request")
             .body_mut()
@@ -425,4 +454,32 @@ pub fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
         Ok(_) => true,
         Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written as PEM
+/// files in a directory of its own (`name`: one per test, which run in
+/// parallel); returns (cert path, key path, cert DER).
+pub fn certificate(
+    name: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    rustls::pki_types::CertificateDer<'static>,
+) {
+    let dir = std::env::temp_dir().join(format!("uringcast-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("a certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).expect("write cert");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+    (cert, key, made.cert.der().clone())
+}
+
+/// A one-shard server serving HTTPS with `cert` and `key`, plus `extra` flags.
+pub fn start_https(cert: &std::path::Path, key: &std::path::Path, extra: &[&str]) -> ServerProc {
+    let (cert, key) = (cert.to_str().expect("path"), key.to_str().expect("path"));
+    let mut args = vec!["--shards", "1", "--tls-cert", cert, "--tls-key", key];
+    args.extend_from_slice(extra);
+    ServerProc::start(&args)
 }
