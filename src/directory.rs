@@ -557,6 +557,7 @@ mod tests {
             max_bitrate_in: 0,
             max_bitrate_out: 0,
             dtls_cert: None,
+            crypto: crate::dtls::crypto_provider(),
         };
         let (direction, publisher) = match role {
             Role::Publisher => (Direction::SendOnly, None),

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod config;
 pub mod directory;
+pub mod dtls;
 pub mod http;
 pub mod load;
 pub mod net;

@@ -134,8 +134,8 @@ impl Server {
                 addr: http_addr,
                 source,
             })?;
-        let dtls_cert = crate::sfu::generate_dtls_cert()
-            .ok_or_else(|| StartError::Config("cannot generate the DTLS certificate".into()))?;
+        let dtls_cert = crate::dtls::certificate(crate::dtls::KeyType::EcdsaP256)
+            .map_err(|e| StartError::Config(format!("cannot make the DTLS certificate: {e}")))?;
         let state = AppState {
             directory,
             shards: shards.clone(),
@@ -147,6 +147,7 @@ impl Server {
                 max_bitrate_in: config.max_bitrate_in,
                 max_bitrate_out: config.max_bitrate_out,
                 dtls_cert: Some(dtls_cert),
+                crypto: crate::dtls::crypto_provider(),
             },
             max_body: config.max_body,
             body_timeout: config.body_timeout,

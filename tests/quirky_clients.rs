@@ -18,7 +18,7 @@ use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
 use uringcast::client::payload::Kind;
-use uringcast::client::{Candidates, Client, ClientOptions, ClientRole, Signaling};
+use uringcast::client::{Candidates, Client, ClientOptions, ClientRole, Setup, Signaling};
 
 /// Publishes with `publisher` options and watches with `viewer` options in
 /// `room` for ~1.5 s; asserts the viewer got ≥ 95 % of the video and audio.
@@ -91,7 +91,7 @@ fn obs_offers_no_candidates_and_never_trickles() {
 fn ffmpeg_offers_setup_passive_and_the_server_becomes_the_dtls_client() {
     let server = ServerProc::start(&["--shards", "1"]);
     let passive = Signaling {
-        setup_passive: true,
+        setup: Setup::Passive,
         ..Default::default()
     };
     // What the answer says: we take the active (DTLS client) role.
@@ -126,7 +126,7 @@ fn ffmpeg_stun_without_priority_or_ice_controlling_connects() {
     let server = ServerProc::start(&["--shards", "2"]);
     let ffmpeg = Signaling {
         stun_without_priority: true,
-        setup_passive: true,
+        setup: Setup::Passive,
         candidates: Candidates::Omitted,
         ..Default::default()
     };

@@ -21,9 +21,10 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
 
+pub use crate::dtls::KeyType;
 use payload::{Kind, Trailer};
 use report::{TrackCounter, TrackSummary};
-pub use signaling::{Candidates, Signaling};
+pub use signaling::{Candidates, Setup, Signaling};
 
 /// Why a client could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub enum ClientError {
     },
     #[error("SDP: {0}")]
     Sdp(String),
+    #[error("DTLS certificate: {0}")]
+    Dtls(String),
     #[error("str0m: {0}")]
     Rtc(#[from] RtcError),
 }
@@ -72,6 +75,9 @@ pub struct ClientOptions {
     pub via: Option<SocketAddr>,
     /// Token, trickle, and the quirks of real clients to imitate.
     pub signaling: Signaling,
+    /// The key of the client's DTLS certificate: ECDSA P-256 as browsers
+    /// have, or RSA-2048 as GStreamer and other OpenSSL-based clients have.
+    pub dtls_key: KeyType,
 }
 
 impl Default for ClientOptions {
@@ -86,6 +92,7 @@ impl Default for ClientOptions {
             keyframe_interval: Duration::from_secs(2),
             via: None,
             signaling: Signaling::default(),
+            dtls_key: KeyType::EcdsaP256,
         }
     }
 }
@@ -179,11 +186,15 @@ impl Client {
         let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0))?;
         let local = socket.local_addr()?;
         let now = Instant::now();
+        let cert = crate::dtls::certificate(options.dtls_key)
+            .map_err(|e| ClientError::Dtls(e.to_string()))?;
         let mut rtc = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_vp8(true)
             .enable_opus(true, false)
+            .set_crypto_provider(crate::dtls::crypto_provider())
+            .set_dtls_cert(cert)
             .build(now);
         let candidate =
             Candidate::host(local, "udp").map_err(|e| ClientError::Sdp(e.to_string()))?;

@@ -35,14 +35,26 @@ pub enum Candidates {
     Omitted,
 }
 
+/// The `a=setup` of the offer: who may be the DTLS client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Setup {
+    /// `actpass` (browsers, GStreamer): the answerer chooses.
+    #[default]
+    ActPass,
+    /// `active`: this client is the DTLS client.
+    Active,
+    /// `passive` (FFmpeg): the server must be the DTLS client.
+    Passive,
+}
+
 /// How the client signals, and which real clients' quirks it imitates.
 #[derive(Debug, Clone, Default)]
 pub struct Signaling {
     /// Sent as `Authorization: Bearer …` on every request.
     pub token: Option<String>,
     pub candidates: Candidates,
-    /// Offer `a=setup:passive` (FFmpeg): the server must be the DTLS client.
-    pub setup_passive: bool,
+    /// The offer's `a=setup` (FFmpeg offers `passive`).
+    pub setup: Setup,
     /// Send connectivity checks without PRIORITY and ICE-CONTROLLING,
     /// re-signed with the server's password (FFmpeg).
     pub stun_without_priority: bool,
@@ -109,9 +121,18 @@ pub(super) fn shape_offer(offer: &str, signaling: &Signaling) -> String {
         if candidate && signaling.candidates != Candidates::InOffer {
             continue;
         }
-        if signaling.setup_passive && line.starts_with("a=setup:") {
-            out.push_str("a=setup:passive\r\n");
-            continue;
+        if line.starts_with("a=setup:") {
+            match signaling.setup {
+                Setup::ActPass => {}
+                Setup::Active => {
+                    out.push_str("a=setup:active\r\n");
+                    continue;
+                }
+                Setup::Passive => {
+                    out.push_str("a=setup:passive\r\n");
+                    continue;
+                }
+            }
         }
         out.push_str(line);
         out.push_str("\r\n");
@@ -508,7 +529,7 @@ mod tests {
         let ffmpeg = shape_offer(
             OFFER,
             &Signaling {
-                setup_passive: true,
+                setup: Setup::Passive,
                 ..Default::default()
             },
         );

@@ -31,7 +31,7 @@ mod trickle;
 pub use bitrate::BitrateLimit;
 pub use ids::{Role, SessionId, UFRAG_LEN, random_token, random_u64};
 pub use keyframe::KeyframeThrottle;
-pub use offer::{OfferError, PeerSetup, accept_offer, generate_dtls_cert, scrub};
+pub use offer::{OfferError, PeerSetup, accept_offer, scrub};
 pub use peer::{CloseReason, Forwarded, Outputs, Peer, PeerEvent};
 pub use rewrite::{Rewriter, Rewritten};
 pub use room::{PublishedMedia, PublishedTrack, RoomShared};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
-use str0m::config::DtlsCert;
+use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::{Candidate, IceCreds, Rtc};
 
@@ -36,14 +36,10 @@ pub struct PeerSetup {
     /// still come from its own ECDHE handshake. `None`: str0m makes one
     /// per session.
     pub dtls_cert: Option<DtlsCert>,
-}
-
-/// A fresh self-signed DTLS certificate from str0m's crypto provider
-/// (aws-lc-rs), for [`PeerSetup::dtls_cert`]; `None` if it cannot make one.
-pub fn generate_dtls_cert() -> Option<DtlsCert> {
-    str0m::crypto::from_feature_flags()
-        .dtls_provider
-        .generate_certificate()
+    /// The crypto every `Rtc` is built with: the server passes
+    /// `crate::dtls::crypto_provider()` (DTLS on OpenSSL, so RSA peers
+    /// connect; SRTP on aws-lc-rs). The core only hands it to str0m.
+    pub crypto: Arc<CryptoProvider>,
 }
 
 /// Why an offer was refused; the HTTP layer maps these to 400 and 422.
@@ -88,7 +84,8 @@ pub fn accept_offer(
     let mut config = Rtc::builder()
         .set_rtp_mode(true)
         .set_ice_lite(true)
-        .set_local_ice_credentials(local_ice.clone());
+        .set_local_ice_credentials(local_ice.clone())
+        .set_crypto_provider(setup.crypto.clone());
     if let Some(cert) = &setup.dtls_cert {
         config = config.set_dtls_cert(cert.clone());
     }

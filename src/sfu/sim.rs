@@ -53,6 +53,7 @@ pub fn setup() -> PeerSetup {
         max_bitrate_in: 0,
         max_bitrate_out: 0,
         dtls_cert: Some(shared_cert()),
+        crypto: crate::dtls::crypto_provider(),
     }
 }
 
@@ -60,7 +61,9 @@ pub fn setup() -> PeerSetup {
 /// as the server has one for all its sessions.
 fn shared_cert() -> str0m::config::DtlsCert {
     static CERT: std::sync::OnceLock<str0m::config::DtlsCert> = std::sync::OnceLock::new();
-    CERT.get_or_init(|| super::generate_dtls_cert().expect("a DTLS certificate"))
+    CERT.get_or_init(|| {
+        crate::dtls::certificate(crate::dtls::KeyType::EcdsaP256).expect("a DTLS certificate")
+    })
         .clone()
 }
 
