@@ -32,6 +32,7 @@
 //! instance maps the timer onto str0m's `now` (see [`instance`]).
 
 mod instance;
+pub mod loopback;
 #[cfg(test)]
 mod tests;
 

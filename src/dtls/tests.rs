@@ -4,99 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use str0m::crypto::dtls::{DtlsCert, DtlsInstance, DtlsOutput, DtlsProvider, DtlsVersion};
+use str0m::crypto::dtls::{DtlsCert, DtlsProvider};
 
+use super::loopback::{Endpoint as Side, handshake};
 use super::{KeyType, OpensslDtls, certificate};
-
-/// What one side saw by the end of a handshake.
-#[derive(Debug, Default)]
-struct Seen {
-    connected: bool,
-    peer_cert: Option<Vec<u8>>,
-    keying: Option<(Vec<u8>, String)>,
-    data: Vec<Vec<u8>>,
-    close_notify: bool,
-    error: Option<String>,
-}
-
-struct Side {
-    dtls: Box<dyn DtlsInstance>,
-    seen: Seen,
-}
-
-impl Side {
-    fn new(provider: &dyn DtlsProvider, cert: &DtlsCert, now: Instant) -> Self {
-        let dtls = provider
-            .new_dtls(cert, now, DtlsVersion::Dtls12, Some(1150))
-            .expect("a DTLS instance");
-        Self {
-            dtls,
-            seen: Seen::default(),
-        }
-    }
-
-    /// Drains outputs; returns the datagrams to send and the timer.
-    fn drain(&mut self) -> (Vec<Vec<u8>>, Instant) {
-        let mut out = Vec::new();
-        let mut buf = vec![0; 2000];
-        for _ in 0..1000 {
-            match self.dtls.poll_output(&mut buf) {
-                DtlsOutput::Packet(p) => out.push(p.to_vec()),
-                DtlsOutput::Timeout(t) => return (out, t),
-                DtlsOutput::Connected => self.seen.connected = true,
-                DtlsOutput::PeerCert(c) => self.seen.peer_cert = Some(c.to_vec()),
-                DtlsOutput::KeyingMaterial(k, p) => {
-                    self.seen.keying = Some((k.to_vec(), format!("{p:?}")))
-                }
-                DtlsOutput::ApplicationData(d) => self.seen.data.push(d.to_vec()),
-                DtlsOutput::CloseNotify => self.seen.close_notify = true,
-                DtlsOutput::BufferTooSmall { needed } => buf.resize(needed, 0),
-                _ => {}
-            }
-        }
-        panic!("poll_output never reached Timeout");
-    }
-
-    fn receive(&mut self, datagrams: Vec<Vec<u8>>) {
-        for d in datagrams {
-            if let Err(e) = self.dtls.handle_packet(&d) {
-                self.seen.error = Some(e.to_string());
-            }
-        }
-    }
-}
-
-/// Runs a handshake in memory, `client` active; returns both sides.
-fn handshake(
-    client: (&dyn DtlsProvider, &DtlsCert),
-    server: (&dyn DtlsProvider, &DtlsCert),
-) -> (Side, Side) {
-    let now = Instant::now();
-    let mut c = Side::new(client.0, client.1, now);
-    let mut s = Side::new(server.0, server.1, now);
-    s.dtls.set_active(false);
-    c.dtls.set_active(true);
-    // As str0m starts a client: a timeout, then an empty datagram.
-    c.dtls.handle_timeout(now).expect("client timeout");
-    c.dtls
-        .handle_packet(&[])
-        .expect("an empty datagram is no error");
-    for _ in 0..20 {
-        c.dtls.handle_timeout(now).expect("client timeout");
-        s.dtls.handle_timeout(now).expect("server timeout");
-        let (to_server, _) = c.drain();
-        s.receive(to_server);
-        let (to_client, _) = s.drain();
-        c.receive(to_client);
-        let done = c.seen.connected && s.seen.connected;
-        if done || c.seen.error.is_some() || s.seen.error.is_some() {
-            break;
-        }
-    }
-    c.drain();
-    s.drain();
-    (c, s)
-}
 
 fn assert_connected(c: &Side, s: &Side, client_cert: &DtlsCert, server_cert: &DtlsCert) {
     assert!(c.seen.connected, "client not connected: {:?}", c.seen.error);
@@ -128,7 +39,7 @@ fn dimpl() -> &'static dyn DtlsProvider {
 #[test]
 fn an_rsa_client_connects_to_our_ecdsa_server() {
     let (p, rsa, ec) = (ours(), certificate(KeyType::Rsa2048).unwrap(), ecdsa());
-    let (c, s) = handshake((&p, &rsa), (&p, &ec));
+    let (c, s) = handshake((&p, &rsa), (&p, &ec)).expect("DTLS instances");
     assert_connected(&c, &s, &rsa, &ec);
     let profile = c.seen.keying.as_ref().map(|k| k.1.as_str());
     assert_eq!(
@@ -141,23 +52,23 @@ fn an_rsa_client_connects_to_our_ecdsa_server() {
 #[test]
 fn our_ecdsa_client_connects_to_an_rsa_server() {
     let (p, rsa, ec) = (ours(), certificate(KeyType::Rsa2048).unwrap(), ecdsa());
-    let (c, s) = handshake((&p, &ec), (&p, &rsa));
+    let (c, s) = handshake((&p, &ec), (&p, &rsa)).expect("DTLS instances");
     assert_connected(&c, &s, &ec, &rsa);
 }
 
 #[test]
 fn ecdsa_peers_connect_in_both_roles() {
     let (p, a, b) = (ours(), ecdsa(), ecdsa());
-    let (c, s) = handshake((&p, &a), (&p, &b));
+    let (c, s) = handshake((&p, &a), (&p, &b)).expect("DTLS instances");
     assert_connected(&c, &s, &a, &b);
 }
 
 #[test]
 fn str0ms_default_dtls_interoperates_with_ours_in_both_roles() {
     let (p, a, b) = (ours(), ecdsa(), ecdsa());
-    let (c, s) = handshake((dimpl(), &a), (&p, &b));
+    let (c, s) = handshake((dimpl(), &a), (&p, &b)).expect("DTLS instances");
     assert_connected(&c, &s, &a, &b);
-    let (c, s) = handshake((&p, &a), (dimpl(), &b));
+    let (c, s) = handshake((&p, &a), (dimpl(), &b)).expect("DTLS instances");
     assert_connected(&c, &s, &a, &b);
 }
 
@@ -167,7 +78,7 @@ fn str0ms_default_dtls_interoperates_with_ours_in_both_roles() {
 #[test]
 fn str0ms_default_dtls_refuses_an_rsa_client() {
     let (p, rsa, ec) = (ours(), certificate(KeyType::Rsa2048).unwrap(), ecdsa());
-    let (c, s) = handshake((&p, &rsa), (dimpl(), &ec));
+    let (c, s) = handshake((&p, &rsa), (dimpl(), &ec)).expect("DTLS instances");
     assert!(!s.seen.connected && !c.seen.connected);
     let error = s.seen.error.clone().unwrap_or_default();
     assert!(error.contains("certificate"), "dimpl's error: {error:?}");
@@ -176,7 +87,7 @@ fn str0ms_default_dtls_refuses_an_rsa_client() {
 #[test]
 fn application_data_and_close_notify_reach_the_peer() {
     let (p, a, b) = (ours(), ecdsa(), ecdsa());
-    let (mut c, mut s) = handshake((&p, &a), (&p, &b));
+    let (mut c, mut s) = handshake((&p, &a), (&p, &b)).expect("DTLS instances");
     assert_eq!(c.dtls.send_application_data(b"sctp bytes"), Ok(10));
     let (to_server, _) = c.drain();
     s.receive(to_server);
@@ -195,7 +106,7 @@ fn a_lost_client_hello_is_sent_again_when_the_timer_fires() {
     let p = ours();
     let cert = ecdsa();
     let now = Instant::now();
-    let mut c = Side::new(&p, &cert, now);
+    let mut c = Side::new(&p, &cert, now).expect("an instance");
     c.dtls.set_active(true);
     let (first, timer) = c.drain();
     assert_eq!(first.len(), 1, "one ClientHello");
@@ -221,7 +132,7 @@ fn junk_instead_of_a_client_hello_connects_nothing_and_panics_nowhere() {
     let p = ours();
     let cert = ecdsa();
     let now = Instant::now();
-    let mut s = Side::new(&p, &cert, now);
+    let mut s = Side::new(&p, &cert, now).expect("an instance");
     s.dtls.set_active(false);
     let junk = vec![
         0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4, 5,
