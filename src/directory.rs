@@ -10,6 +10,13 @@
 //! A `PATCH` (trickle, ICE restart) reaches a pending peer here, under the
 //! lock; a placed one through its shard, which then re-indexes its ufrag
 //! here ([`Directory::reindex_ufrag`]) so STUN with the new ufrag still finds it.
+//!
+//! A session that ends by itself (its shard reports it, or it expires
+//! pending) leaves a short-lived tombstone ([`ended`]), so a `DELETE` that
+//! follows a client's own close still answers 200 ([`Directory::delete`]).
+//! A `DELETE` of a live session leaves none.
+
+mod ended;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -44,6 +51,15 @@ struct SessionEntry {
     place: Place,
 }
 
+impl SessionEntry {
+    fn info(&self) -> SessionInfo {
+        SessionInfo {
+            room: self.room.clone(),
+            role: self.role,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct RoomEntry {
     shared: Arc<RoomShared>,
@@ -60,6 +76,8 @@ struct Inner {
     pending: usize,
     /// Sessions per client IP (entries at 0 are removed).
     per_ip: HashMap<IpAddr, usize>,
+    /// Sessions that ended by themselves a moment ago.
+    ended: ended::Ended,
 }
 
 /// Why a session could not be added.
@@ -97,6 +115,17 @@ pub struct Limits {
 pub struct SessionInfo {
     pub room: String,
     pub role: Role,
+}
+
+/// What a `DELETE` found.
+#[derive(Debug)]
+pub enum Deletion {
+    /// A live session, now removed; where its peer was.
+    Live(Place),
+    /// A session that had ended by itself within the tombstone window.
+    Ended,
+    /// No such session (never issued, deleted before, or ended too long ago).
+    Unknown,
 }
 
 /// Where a `PATCH` went.
@@ -161,6 +190,13 @@ impl Directory {
             limits,
             ..Self::default()
         }
+    }
+
+    /// Keeps a session that ended by itself deletable (200) for `ttl`
+    /// (the server: `--connect-timeout`; zero: not at all).
+    pub fn remember_ended(mut self, ttl: Duration) -> Self {
+        self.inner.get_mut().ended.set_ttl(ttl);
+        self
     }
 
     /// Why a new session from `client` would be refused now, if it would
@@ -337,10 +373,7 @@ impl Directory {
     /// The room and role of session `id`.
     pub fn session_info(&self, id: SessionId) -> Option<SessionInfo> {
         let inner = self.inner.lock();
-        inner.sessions.get(&id).map(|e| SessionInfo {
-            room: e.room.clone(),
-            role: e.role,
-        })
+        inner.sessions.get(&id).map(SessionEntry::info)
     }
 
     /// Applies `patch` to session `id` if its peer is pending (the shard
@@ -388,10 +421,52 @@ impl Directory {
         remove_locked(&mut self.inner.lock(), id)
     }
 
-    /// Removes pending sessions older than `max_age`; returns how many. One
-    /// pass under the lock, so a session claimed meanwhile is never removed.
+    /// Forgets session `id`, which ended by itself at `now` (its shard saw
+    /// it close, time out or fail), leaving a tombstone so that a `DELETE`
+    /// soon after still answers 200. Returns where it was (`None`: already
+    /// gone, e.g. deleted, and then no tombstone is left).
+    pub fn end(&self, id: SessionId, now: Instant) -> Option<Place> {
+        end_locked(&mut self.inner.lock(), id, now)
+    }
+
+    /// The room and role of session `id`, live or ended by itself within
+    /// the tombstone window: what authorizing a `DELETE` needs.
+    pub fn deletable_info(&self, id: SessionId, now: Instant) -> Option<SessionInfo> {
+        let inner = self.inner.lock();
+        match inner.sessions.get(&id) {
+            Some(e) => Some(e.info()),
+            None => inner.ended.get(id, now).cloned(),
+        }
+    }
+
+    /// `DELETE`: removes live session `id` (no tombstone: a second DELETE
+    /// is 404), else takes its tombstone. The tombstone is taken, not kept,
+    /// so a session of either kind answers exactly one DELETE with 200 and
+    /// later ones with 404, as README's API table says.
+    pub fn delete(&self, id: SessionId, now: Instant) -> Deletion {
+        let mut inner = self.inner.lock();
+        if let Some(place) = remove_locked(&mut inner, id) {
+            return Deletion::Live(place);
+        }
+        if inner.ended.take(id, now) {
+            Deletion::Ended
+        } else {
+            Deletion::Unknown
+        }
+    }
+
+    /// Tombstones held (live or not yet swept).
+    pub fn ended_count(&self) -> usize {
+        self.inner.lock().ended.len()
+    }
+
+    /// Removes pending sessions older than `max_age` (each leaves a
+    /// tombstone) and drops expired tombstones; returns how many sessions.
+    /// One pass under the lock, so a session claimed meanwhile is never
+    /// removed.
     pub fn expire_pending(&self, now: Instant, max_age: Duration) -> usize {
         let mut inner = self.inner.lock();
+        inner.ended.sweep(now);
         let expired: Vec<SessionId> = inner
             .sessions
             .iter()
@@ -401,7 +476,7 @@ impl Directory {
             .map(|(id, _)| *id)
             .collect();
         for id in &expired {
-            remove_locked(&mut inner, *id);
+            end_locked(&mut inner, *id, now);
         }
         expired.len()
     }
@@ -496,6 +571,13 @@ impl Directory {
     }
 }
 
+fn end_locked(inner: &mut Inner, id: SessionId, now: Instant) -> Option<Place> {
+    let info = inner.sessions.get(&id).map(SessionEntry::info)?;
+    let place = remove_locked(inner, id);
+    inner.ended.record(id, info, now);
+    place
+}
+
 fn remove_locked(inner: &mut Inner, id: SessionId) -> Option<Place> {
     let entry = inner.sessions.remove(&id)?;
     inner.by_ufrag.remove(&entry.ufrag);
@@ -528,303 +610,4 @@ fn drop_if_empty(inner: &mut Inner, name: &str, empty: bool) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use str0m::media::{Direction, MediaKind};
-    use str0m::{Candidate, Rtc};
-
-    use super::*;
-    use crate::sfu::{PeerSetup, accept_offer};
-
-    fn offer(direction: Direction) -> String {
-        let mut rtc = Rtc::new(Instant::now());
-        rtc.add_local_candidate(
-            Candidate::host("127.0.0.1:40000".parse().unwrap(), "udp").unwrap(),
-        );
-        let mut change = rtc.sdp_api();
-        change.add_media(MediaKind::Audio, direction, None, None, None);
-        change.add_media(MediaKind::Video, direction, None, None, None);
-        change.apply().unwrap().0.to_sdp_string()
-    }
-
-    fn peer(directory: &Directory, role: Role, room: &str) -> Peer {
-        let setup = PeerSetup {
-            candidates: vec!["127.0.0.1:5004".parse().unwrap()],
-            connect_timeout: Duration::from_secs(15),
-            ice_timeout: Duration::from_secs(15),
-            keyframe_interval: Duration::from_millis(500),
-            max_bitrate_in: 0,
-            max_bitrate_out: 0,
-            dtls_cert: None,
-            crypto: crate::dtls::crypto_provider(),
-        };
-        let (direction, publisher) = match role {
-            Role::Publisher => (Direction::SendOnly, None),
-            Role::Viewer => (Direction::RecvOnly, directory.publisher_media(room)),
-        };
-        let generation = directory.next_generation();
-        accept_offer(
-            role,
-            &offer(direction),
-            &setup,
-            room,
-            publisher.as_deref(),
-            generation,
-            Instant::now(),
-        )
-        .unwrap()
-        .0
-    }
-
-    #[test]
-    fn sessions_of_a_room_share_one_room_and_refusals_leave_none() {
-        let d = Directory::new();
-        let now = Instant::now();
-        // Refused inserts create nothing.
-        assert_eq!(
-            d.insert(peer_without_publisher(&d), now),
-            Err(InsertError::RoomHasNoPublisher("r".into()))
-        );
-        assert!(d.rooms().is_empty());
-
-        let publisher = d.insert(peer(&d, Role::Publisher, "r"), now).unwrap();
-        let viewer = d.insert(peer(&d, Role::Viewer, "r"), now).unwrap();
-        assert_eq!(
-            d.insert(peer(&d, Role::Publisher, "r"), now),
-            Err(InsertError::RoomHasPublisher("r".into()))
-        );
-        let rooms = d.rooms();
-        assert_eq!(rooms.len(), 1);
-        assert_eq!((rooms[0].sessions, rooms[0].has_publisher), (2, true));
-
-        // Both peers were attached to the same shared room.
-        let Claim::Moved(p) = d.claim(ufrag_of(&d, publisher).as_bytes(), 0) else {
-            panic!("pending")
-        };
-        let Claim::Moved(v) = d.claim(ufrag_of(&d, viewer).as_bytes(), 1) else {
-            panic!("pending")
-        };
-        assert!(Arc::ptr_eq(p.room(), v.room()));
-        assert_ne!(p.room().id, 0, "not the detached placeholder");
-
-        // The room goes with its last session; a new one gets a new id.
-        let old_id = p.room().id;
-        assert!(matches!(d.remove(publisher), Some(Place::Shard(0))));
-        assert!(d.publisher_media("r").is_none());
-        assert!(matches!(d.remove(viewer), Some(Place::Shard(1))));
-        assert!(d.remove(viewer).is_none(), "a second remove finds nothing");
-        assert!(d.rooms().is_empty());
-        let again = d.insert(peer(&d, Role::Publisher, "r"), now).unwrap();
-        let Claim::Moved(p2) = d.claim(ufrag_of(&d, again).as_bytes(), 0) else {
-            panic!("pending")
-        };
-        assert_ne!(p2.room().id, old_id);
-    }
-
-    fn peer_without_publisher(d: &Directory) -> Peer {
-        // A viewer needs a publisher's media to be built; borrow one from
-        // another room so the insert into "r" is what gets refused.
-        let now = Instant::now();
-        let id = d
-            .insert(peer(d, Role::Publisher, "elsewhere"), now)
-            .unwrap();
-        let mut viewer = peer(d, Role::Viewer, "elsewhere");
-        d.remove(id);
-        viewer.set_room(Arc::new(crate::sfu::RoomShared::new(0, "r".into())));
-        viewer
-    }
-
-    fn ufrag_of(d: &Directory, id: SessionId) -> String {
-        d.inner.lock().sessions.get(&id).unwrap().ufrag.clone()
-    }
-
-    #[test]
-    fn claims_move_a_peer_once_and_unclaim_gives_it_back() {
-        let d = Directory::new();
-        let now = Instant::now();
-        let id = d.insert(peer(&d, Role::Publisher, "c"), now).unwrap();
-        let ufrag = ufrag_of(&d, id);
-        assert!(matches!(d.claim(b"unknownufrag0000", 0), Claim::Unknown));
-        let Claim::Moved(claimed) = d.claim(ufrag.as_bytes(), 1) else {
-            panic!("pending")
-        };
-        assert!(matches!(d.claim(ufrag.as_bytes(), 0), Claim::OnShard(1)));
-        // Only the claiming shard can give it back.
-        let claimed = d.unclaim(claimed, 0).expect("shard 0 never claimed it");
-        assert!(d.unclaim(claimed, 1).is_none());
-        assert!(matches!(d.claim(ufrag.as_bytes(), 0), Claim::Moved(_)));
-        // A session that ended meanwhile is not resurrected.
-        let Claim::OnShard(0) = d.claim(ufrag.as_bytes(), 1) else {
-            panic!("placed")
-        };
-        d.remove(id);
-        let gone = peer(&d, Role::Publisher, "c2");
-        assert!(d.unclaim(Box::new(gone), 0).is_some());
-    }
-
-    #[test]
-    fn the_session_limit_refuses_inserts_until_one_ends() {
-        let d = Directory::with_max_sessions(2);
-        let now = Instant::now();
-        let a = d.insert(peer(&d, Role::Publisher, "a"), now).unwrap();
-        assert!(!d.is_full());
-        d.insert(peer(&d, Role::Publisher, "b"), now).unwrap();
-        assert!(d.is_full());
-        assert_eq!(
-            d.insert(peer(&d, Role::Publisher, "c"), now),
-            Err(InsertError::Full(2))
-        );
-        assert!(
-            d.rooms().iter().all(|r| r.name != "c"),
-            "no room left behind"
-        );
-        d.remove(a);
-        assert!(d.insert(peer(&d, Role::Publisher, "c"), now).is_ok());
-        assert_eq!(d.max_sessions(), 2);
-    }
-
-    #[test]
-    fn a_pending_peer_is_patched_under_the_lock_and_its_new_ufrag_indexed() {
-        use crate::sfu::{IfMatch, PatchOutcome};
-        use crate::wire::SdpFrag;
-
-        let d = Directory::new();
-        let now = Instant::now();
-        let id = d.insert(peer(&d, Role::Publisher, "p"), now).unwrap();
-        assert_eq!(
-            d.session_info(id),
-            Some(SessionInfo {
-                room: "p".into(),
-                role: Role::Publisher
-            })
-        );
-        let old = ufrag_of(&d, id);
-        let frag = |text: &str, if_match: IfMatch| {
-            IcePatch::from_frag(&SdpFrag::parse(text).unwrap(), if_match)
-        };
-        // Candidates only, stale ETag: refused, nothing changes.
-        let trickle = "a=candidate:1 1 udp 2122260223 127.0.0.1 40001 typ host\r\n";
-        let stale = IfMatch::parse("\"nope\"").unwrap();
-        assert!(matches!(
-            d.patch(id, now, frag(trickle, stale)),
-            PatchRoute::Done(Err(PatchError::PreconditionFailed { .. }))
-        ));
-        let current = IfMatch::parse(&format!("\"{old}\"")).unwrap();
-        assert!(matches!(
-            d.patch(id, now, frag(trickle, current)),
-            PatchRoute::Done(Ok(PatchOutcome::Trickled {
-                added: 1,
-                skipped: 0
-            }))
-        ));
-        assert_eq!(ufrag_of(&d, id), old);
-        // A restart: new ufrag, indexed; the old one finds nothing.
-        let restart = "a=ice-ufrag:newU\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n";
-        let PatchRoute::Done(Ok(PatchOutcome::Restarted { ufrag, etag, .. })) =
-            d.patch(id, now, frag(restart, IfMatch::Any))
-        else {
-            panic!("restarted")
-        };
-        assert_ne!(ufrag, old);
-        assert_eq!(etag, format!("\"{ufrag}\""));
-        assert_eq!(ufrag_of(&d, id), ufrag);
-        assert!(matches!(d.claim(old.as_bytes(), 0), Claim::Unknown));
-        let Claim::Moved(p) = d.claim(ufrag.as_bytes(), 0) else {
-            panic!("found by its new ufrag")
-        };
-        assert_eq!(p.ufrag(), ufrag);
-        // Placed now: the shard's business.
-        assert!(matches!(
-            d.patch(id, now, frag(trickle, IfMatch::Any)),
-            PatchRoute::OnShard(0)
-        ));
-        assert!(d.reindex_ufrag(id, "ShardUfrag000000"));
-        assert!(matches!(d.claim(b"ShardUfrag000000", 1), Claim::OnShard(0)));
-        assert!(matches!(d.claim(ufrag.as_bytes(), 1), Claim::Unknown));
-        d.remove(id);
-        assert!(!d.reindex_ufrag(id, "x"));
-        assert!(matches!(
-            d.patch(id, now, frag(trickle, IfMatch::Any)),
-            PatchRoute::Unknown
-        ));
-    }
-
-    #[test]
-    fn only_old_pending_sessions_expire() {
-        let d = Directory::new();
-        let t0 = Instant::now();
-        let old = d.insert(peer(&d, Role::Publisher, "a"), t0).unwrap();
-        let placed = d.insert(peer(&d, Role::Publisher, "b"), t0).unwrap();
-        let young = d
-            .insert(peer(&d, Role::Publisher, "c"), t0 + Duration::from_secs(10))
-            .unwrap();
-        let Claim::Moved(_) = d.claim(ufrag_of(&d, placed).as_bytes(), 0) else {
-            panic!("pending")
-        };
-        assert_eq!(
-            d.expire_pending(t0 + Duration::from_secs(15), Duration::from_secs(15)),
-            1
-        );
-        assert!(d.remove(old).is_none(), "expired");
-        assert!(
-            d.remove(placed).is_some(),
-            "placed sessions are the shard's to end"
-        );
-        assert!(d.remove(young).is_some(), "not old enough");
-        assert!(d.rooms().is_empty());
-    }
-
-    #[test]
-    fn pending_per_ip_and_room_size_limits_hold_and_free_up() {
-        let d = Directory::with_limits(Limits {
-            max_sessions: 0,
-            max_pending: 3,
-            max_per_ip: 2,
-            room_size: 1,
-        });
-        let now = Instant::now();
-        let a: IpAddr = [10, 0, 0, 1].into();
-        let b: IpAddr = [10, 0, 0, 2].into();
-        let p1 = d
-            .insert_from(peer(&d, Role::Publisher, "r"), now, Some(a))
-            .unwrap();
-        let _v1 = d
-            .insert_from(peer(&d, Role::Viewer, "r"), now, Some(b))
-            .unwrap();
-        assert_eq!(
-            d.insert_from(peer(&d, Role::Viewer, "r"), now, Some(b)),
-            Err(InsertError::RoomFull("r".into(), 1))
-        );
-        let _p2 = d
-            .insert_from(peer(&d, Role::Publisher, "s"), now, Some(a))
-            .unwrap();
-        assert_eq!(d.precheck(Some(a)), Err(InsertError::TooManyPending(3)));
-        assert_eq!(d.pending_count(), 3);
-        // Claiming one frees a pending slot; then the per-IP limit bites.
-        let Claim::Moved(_) = d.claim(ufrag_of(&d, p1).as_bytes(), 0) else {
-            panic!("pending")
-        };
-        assert_eq!(d.pending_count(), 2);
-        assert_eq!(
-            d.insert_from(peer(&d, Role::Publisher, "t"), now, Some(a)),
-            Err(InsertError::TooManyFromIp(2))
-        );
-        assert!(d.precheck(Some([10, 0, 0, 3].into())).is_ok());
-        assert!(d.precheck(None).is_ok());
-        d.remove(p1);
-        assert_eq!(d.pending_count(), 2, "a placed session was not pending");
-        let p3 = d
-            .insert_from(peer(&d, Role::Publisher, "t"), now, Some(a))
-            .unwrap();
-        assert_eq!(d.pending_count(), 3);
-        assert_eq!(d.expire_pending(now, Duration::ZERO), 3);
-        assert_eq!(d.pending_count(), 0);
-        assert!(d.remove(p3).is_none());
-        assert!(d.rooms().is_empty());
-        assert!(
-            d.inner.lock().per_ip.is_empty(),
-            "per-IP counts return to 0"
-        );
-    }
-}
+mod tests;

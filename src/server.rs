@@ -92,12 +92,16 @@ impl Server {
             .map(|d| shard::channel(config.shard_queue, d.waker()))
             .unzip();
         let shards: Arc<[ShardHandle]> = handles.into();
-        let directory = Arc::new(Directory::with_limits(Limits {
-            max_sessions: config.max_sessions,
-            max_pending: config.max_pending,
-            max_per_ip: config.max_sessions_per_ip,
-            room_size: config.room_size,
-        }));
+        let directory = Arc::new(
+            Directory::with_limits(Limits {
+                max_sessions: config.max_sessions,
+                max_pending: config.max_pending,
+                max_per_ip: config.max_sessions_per_ip,
+                room_size: config.room_size,
+            })
+            // A session that ended by itself answers DELETE with 200 this long.
+            .remember_ended(config.connect_timeout),
+        );
 
         let mut shard_threads = Vec::with_capacity(shard_count);
         for (index, (datapath, inbox)) in datapaths.into_iter().zip(inboxes).enumerate() {

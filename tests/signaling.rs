@@ -1,7 +1,12 @@
 //! The HTTP surface of WHIP/WHEP against the real binary: status codes,
-//! headers and RFC 9457 bodies for every error a client can cause.
+//! headers and RFC 9457 bodies for every error a client can cause, and that
+//! an early answer never breaks a pooling client's next request.
 
 mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use common::{ServerProc, header, http, offer, publish_offer};
 use str0m::media::{Direction, MediaKind};
@@ -193,8 +198,9 @@ fn a_viewer_that_cannot_receive_the_publishers_codec_gets_422_naming_it() {
 #[test]
 fn options_and_cors_preflight() {
     let server = ServerProc::start(&["--shards", "1"]);
-    let (s, h, _) = http(&server.base, "OPTIONS", "/whip/r", None, "");
-    assert!(s == 200 || s == 204, "OPTIONS status {s}");
+    let (s, h, b) = http(&server.base, "OPTIONS", "/whip/r", None, "");
+    assert_eq!(s, 204, "OPTIONS status");
+    assert!(b.is_empty(), "No Content: {b:?}");
     assert_eq!(header(&h, "accept-post"), Some("application/sdp"));
 
     // A browser's preflight: no auth, asks for POST with content-type.
@@ -212,7 +218,7 @@ fn options_and_cors_preflight() {
         )
         .call()
         .expect("preflight");
-    assert!(response.status().is_success());
+    assert_eq!(response.status().as_u16(), 204, "preflight status");
     let h = response.headers();
     assert_eq!(
         h.get("access-control-allow-origin")
@@ -254,5 +260,194 @@ fn options_and_cors_preflight() {
     assert!(
         exposed.contains("location") && exposed.contains("etag"),
         "{exposed}"
+    );
+}
+
+/// One raw HTTP/1.1 keep-alive connection, as a pooling client holds it.
+struct Pooled {
+    stream: TcpStream,
+    /// Bytes read past the last response.
+    pending: Vec<u8>,
+}
+
+/// A response: status and headers (its body read and dropped).
+type Head = (u16, Vec<(String, String)>);
+
+impl Pooled {
+    fn open(server: &ServerProc) -> Self {
+        let addr = server.base.trim_start_matches("http://");
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("write timeout");
+        Self {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Sends a request's head, then `body` from another thread (ignoring
+    /// errors: the server may answer and close before it reads the body),
+    /// and reads the response; `None` if the connection broke first.
+    fn exchange(&mut self, head: &str, body: Vec<u8>) -> Option<Head> {
+        self.stream.write_all(head.as_bytes()).ok()?;
+        let mut writer = self.stream.try_clone().expect("clone");
+        let sending = std::thread::spawn(move || {
+            let _ = writer.write_all(&body);
+        });
+        let response = self.response();
+        sending.join().expect("writer thread");
+        response
+    }
+
+    /// A POST of `body` with `content_type` and `Content-Length`.
+    fn post(&mut self, path: &str, content_type: &str, body: &[u8]) -> Option<Head> {
+        self.send("POST", path, content_type, body)
+    }
+
+    /// A request with `body`, `content_type` and `Content-Length`.
+    fn send(&mut self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Option<Head> {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: uringcast\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.exchange(&head, body.to_vec())
+    }
+
+    /// Reads one response (bounded by the read timeout and the sizes).
+    fn response(&mut self) -> Option<Head> {
+        let mut chunk = [0u8; 16 * 1024];
+        let end = loop {
+            if let Some(at) = self.pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            if self.pending.len() > 64 * 1024 {
+                return None;
+            }
+            let n = self.stream.read(&mut chunk).ok().filter(|n| *n > 0)?;
+            self.pending.extend_from_slice(&chunk[..n]);
+        };
+        let text = String::from_utf8_lossy(&self.pending[..end]).into_owned();
+        let mut lines = text.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let length: usize =
+            header(&headers, "content-length").map_or(Some(0), |v| v.parse().ok())?;
+        while self.pending.len() < end + length {
+            let n = self.stream.read(&mut chunk).ok().filter(|n| *n > 0)?;
+            self.pending.extend_from_slice(&chunk[..n]);
+        }
+        self.pending.drain(..end + length);
+        Some((status, headers))
+    }
+}
+
+fn says_close(headers: &[(String, String)]) -> bool {
+    header(headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+}
+
+/// The invariant: after an early answer, the client's next request works.
+/// Either the answer said `Connection: close` (and the server does close:
+/// a pooling client then opens a new connection), or the same connection
+/// takes the next request. Returns whether it said close.
+fn next_request_works(server: &ServerProc, conn: &mut Pooled, answer: &Head, room: &str) -> bool {
+    let path = format!("/whip/{room}");
+    let sdp = publish_offer();
+    let close = says_close(&answer.1);
+    let next = if close {
+        assert!(
+            common::closed_by_server(&mut conn.stream),
+            "the server closes after it said Connection: close"
+        );
+        Pooled::open(server).post(&path, "application/sdp", sdp.as_bytes())
+    } else {
+        conn.post(&path, "application/sdp", sdp.as_bytes())
+    };
+    let next =
+        next.unwrap_or_else(|| panic!("the request after a {} broke (close: {close})", answer.0));
+    assert_eq!(next.0, 201, "the request after a {}", answer.0);
+    close
+}
+
+/// A 2 MB one-line SDP gets an early 413 (by its Content-Length, and again
+/// without one, part-way through a chunked body) that says
+/// `Connection: close`, so a pooling client opens a new connection and its
+/// next POST gets 201. Other early answers keep the same promise; an error
+/// answered after the whole body was read keeps the connection.
+#[test]
+fn an_early_answer_never_breaks_a_pooling_clients_next_request() {
+    let server = ServerProc::start(&["--shards", "1"]);
+    let huge = format!("v=0\r\na=x-huge:{}\r\n", "x".repeat(2 << 20)).into_bytes();
+
+    let mut conn = Pooled::open(&server);
+    let answer = conn
+        .post("/whip/big", "application/sdp", &huge)
+        .expect("a 413 before the body is read");
+    assert_eq!(answer.0, 413);
+    assert!(
+        says_close(&answer.1),
+        "413 by Content-Length: {:?}",
+        answer.1
+    );
+    assert!(next_request_works(&server, &mut conn, &answer, "after-413"));
+
+    let mut conn = Pooled::open(&server);
+    let mut chunked = Vec::new();
+    for piece in huge.chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let head = "POST /whip/big HTTP/1.1\r\nHost: uringcast\r\n\
+                Content-Type: application/sdp\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let answer = conn.exchange(head, chunked).expect("a 413 while reading");
+    assert_eq!(answer.0, 413);
+    assert!(says_close(&answer.1), "413 while reading: {:?}", answer.1);
+    assert!(next_request_works(
+        &server,
+        &mut conn,
+        &answer,
+        "after-chunked"
+    ));
+
+    // Answers given before a normal-sized body is read: 415, 404 from a
+    // path nothing serves, and a PATCH of a session that does not exist.
+    let sdp = publish_offer();
+    let unknown = format!("/session/{}", "0".repeat(32));
+    let sdpfrag = "application/trickle-ice-sdpfrag";
+    for (i, (method, path, content_type, want)) in [
+        ("POST", "/whip/typed", "text/plain", 415),
+        ("POST", "/nowhere", "application/sdp", 404),
+        ("PATCH", unknown.as_str(), sdpfrag, 404),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut conn = Pooled::open(&server);
+        let answer = conn
+            .send(method, path, content_type, sdp.as_bytes())
+            .expect("an answer");
+        assert_eq!(answer.0, want, "{method} {path}");
+        next_request_works(&server, &mut conn, &answer, &format!("after-early-{i}"));
+    }
+
+    // A 400 after the whole body was read: the connection stays.
+    let mut conn = Pooled::open(&server);
+    let answer = conn
+        .post("/whip/bad", "application/sdp", b"hello")
+        .expect("an answer");
+    assert_eq!(answer.0, 400);
+    assert!(
+        !next_request_works(&server, &mut conn, &answer, "after-400"),
+        "a body read to its end keeps the connection: {:?}",
+        answer.1
     );
 }

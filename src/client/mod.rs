@@ -377,6 +377,15 @@ impl Client {
         self.delete_session()
     }
 
+    /// Closes this side first, as a browser's `pc.close()` does: str0m
+    /// sends RTCP BYE and DTLS close_notify now, and the server ends the
+    /// session. No DELETE is sent ([`Client::delete`] may follow).
+    pub fn close(&mut self) -> Result<(), ClientError> {
+        self.rtc.close()?;
+        self.drain()?;
+        Ok(())
+    }
+
     /// Everything measured so far.
     pub fn report(&self) -> ClientReport {
         let ms =

@@ -15,6 +15,7 @@ mod serve;
 mod session;
 mod stats;
 mod tls;
+mod unread;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,6 +119,9 @@ pub struct SignalingCounters {
     /// HTTPS connections whose TLS handshake failed or did not finish
     /// within `--header-timeout` (plain HTTP sent to the TLS port counts).
     pub tls_failures: AtomicU64,
+    /// DELETEs answered 200 for a session that had already ended by itself
+    /// (a tombstone's; no live session was deleted).
+    pub deleted_after_end: AtomicU64,
 }
 
 impl SignalingCounters {
@@ -220,7 +224,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Every `OPTIONS` answer (the CORS layer answers them all, preflight or
-/// not) advertises what POST takes. One that is not a CORS preflight, on a
+/// not, with 200 and no body) is made a 204 No Content, as the API promises,
+/// and advertises what POST takes. One that is not a CORS preflight, on a
 /// WHIP/WHEP endpoint, also lists the ICE servers (WHIP §4.6) — when auth
 /// is on, only if it carries a token for that endpoint (the links may hold
 /// TURN credentials). A preflight never gets them and never needs a token.
@@ -249,6 +254,9 @@ async fn options_headers(State(state): State<AppState>, request: Request, next: 
     }
     let mut response = next.run(request).await;
     if is_options {
+        if response.status() == StatusCode::OK {
+            *response.status_mut() = StatusCode::NO_CONTENT;
+        }
         let headers = response.headers_mut();
         headers.insert(
             HeaderName::from_static("accept-post"),

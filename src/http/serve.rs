@@ -7,14 +7,15 @@
 //! without bound. Bodies have their own deadline (`--body-timeout`, in the
 //! handlers). With `--tls-cert`, connections are TLS ([`super::tls`]); the
 //! handshake must finish within the header deadline too. Every request
-//! carries its peer address (`ConnectInfo`) for the per-IP limits.
+//! carries its peer address (`ConnectInfo`) for the per-IP limits, and every
+//! answer given before its request's body was read to the end says
+//! `Connection: close` ([`super::unread`]).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -26,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::SignalingCounters;
+use super::unread;
 
 /// Limits on HTTP connections.
 #[derive(Debug, Clone, Copy)]
@@ -119,7 +121,13 @@ impl Connection {
         let (app, remote) = (self.app, self.remote);
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
-            app.clone().oneshot(request.map(Body::new))
+            let (request, read) = unread::track(request);
+            let answer = app.clone().oneshot(request);
+            async move {
+                let mut response = answer.await?;
+                unread::close_if_unread(&mut response, &read);
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let mut builder = http1::Builder::new();
         builder

@@ -2,7 +2,9 @@
 //! creation, `GET`/`HEAD` on those endpoints, and `DELETE /session/{id}`.
 //! A POST checks the token and the session limits, validates the request,
 //! lets the sfu build the peer and its answer, and parks the peer in the
-//! directory until its first STUN reaches a shard.
+//! directory until its first STUN reaches a shard. A DELETE of a session
+//! that ended by itself moments ago (within `--connect-timeout`) answers
+//! 200 from its tombstone, once.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
@@ -16,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::auth::Access;
 use super::problem::Problem;
-use crate::directory::{InsertError, Place};
+use crate::directory::{Deletion, InsertError, Place, SessionInfo};
 use crate::sfu::{OfferError, Role, SessionId, accept_offer};
 use crate::shard::Control;
 
@@ -234,19 +236,37 @@ pub(super) fn authorized_session(
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<SessionId, Problem> {
+    authorized(state, id, query, headers, |id| {
+        state.directory.session_info(id)
+    })
+}
+
+/// [`authorized_session`] for a session that `lookup` finds.
+fn authorized(
+    state: &AppState,
+    id: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    lookup: impl FnOnce(SessionId) -> Option<SessionInfo>,
+) -> Result<SessionId, Problem> {
     let grant = state.policy.authenticate(headers, query).inspect_err(|_| {
         state.counters.count(&state.counters.auth_refused);
     })?;
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "no such session");
     let id = SessionId::parse(id).ok_or_else(not_found)?;
-    let info = state.directory.session_info(id).ok_or_else(not_found)?;
+    let info = lookup(id).ok_or_else(not_found)?;
     grant
         .permit(&info.room, Access::from(info.role))
         .inspect_err(|_| state.counters.count(&state.counters.auth_refused))?;
     Ok(id)
 }
 
-/// `DELETE /session/{id}`: 200, then 404 for a session that is gone.
+/// `DELETE /session/{id}`: 200, then 404 for a session that is gone. A
+/// session that ended by itself (DTLS close, ICE or consent timeout,
+/// `--connect-timeout`) within the last `--connect-timeout` still answers
+/// 200 once, with the same token rules (its room and role are kept), and
+/// nothing else happens: the session is already gone. A URL never issued
+/// is 404.
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -254,14 +274,22 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Response {
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "no such session").into_response();
-    let id = match authorized_session(&state, &id, query.as_deref(), &headers) {
+    let now = Instant::now();
+    let lookup = |id| state.directory.deletable_info(id, now);
+    let id = match authorized(&state, &id, query.as_deref(), &headers, lookup) {
         Ok(id) => id,
         Err(problem) => return problem.into_response(),
     };
-    match state.directory.remove(id) {
-        None => not_found(),
-        Some(Place::Pending(_)) => StatusCode::OK.into_response(),
-        Some(Place::Shard(shard)) => {
+    match state.directory.delete(id, now) {
+        Deletion::Unknown => not_found(),
+        Deletion::Ended => {
+            let counters = &state.counters;
+            counters.count(&counters.deleted_after_end);
+            tracing::debug!(session = ?id, "DELETE of a session that had ended by itself");
+            StatusCode::OK.into_response()
+        }
+        Deletion::Live(Place::Pending(_)) => StatusCode::OK.into_response(),
+        Deletion::Live(Place::Shard(shard)) => {
             if let Some(handle) = state.shards.get(shard)
                 && !handle.command(Control::Close(id))
             {
@@ -329,6 +357,10 @@ pub(super) fn media_type(headers: &HeaderMap) -> Option<String> {
 /// The body, at most `limit` bytes (413 above, before reading it all when
 /// `Content-Length` says so), in full within `timeout` (408 after it: a
 /// slowloris body does not hold a connection and its buffer for long).
+/// Both leave the rest of the body unread, so hyper closes the connection
+/// after them: they say `Connection: close`, or a client that pools
+/// connections would send its next request into a closed socket.
+/// ([`super::serve`] adds it to any answer that leaves a body unread.)
 pub(super) async fn read_limited(
     headers: &HeaderMap,
     body: Body,
@@ -336,11 +368,13 @@ pub(super) async fn read_limited(
     timeout: Duration,
     what: &str,
 ) -> Result<bytes::Bytes, Problem> {
+    let close = || HeaderValue::from_static("close");
     let too_large = || {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the {what} is larger than {limit} bytes"),
         )
+        .with_header(header::CONNECTION, close())
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -358,6 +392,6 @@ pub(super) async fn read_limited(
                 timeout.as_millis()
             ),
         )
-        .with_header(header::CONNECTION, HeaderValue::from_static("close"))),
+        .with_header(header::CONNECTION, close())),
     }
 }

@@ -269,7 +269,7 @@ impl Core {
         self.out.events.clear();
         ShardStats::add(&self.stats.drop_unknown_ufrag, 1);
         if peer.closed().is_some() {
-            self.directory.remove(peer.id());
+            self.directory.end(peer.id(), now);
         } else {
             // `Some` only if the session ended meanwhile: then drop it.
             drop(self.directory.unclaim(peer, self.index));
@@ -432,7 +432,7 @@ impl Core {
         }
         let closed = self.slot_mut(key).and_then(|s| s.peer.closed());
         match closed {
-            Some(reason) => self.remove(key, reason),
+            Some(reason) => self.remove(key, now, reason),
             None => self.schedule(key, now),
         }
     }
@@ -567,8 +567,10 @@ impl Core {
         }
     }
 
-    /// Forgets a closed peer everywhere.
-    fn remove(&mut self, key: PeerKey, reason: CloseReason) {
+    /// Forgets a closed peer everywhere. In the directory it ends with a
+    /// tombstone, unless a DELETE (the only source of `Deleted`) already
+    /// removed it there.
+    fn remove(&mut self, key: PeerKey, now: Instant, reason: CloseReason) {
         if self.slot_mut(key).is_none() {
             return;
         }
@@ -580,7 +582,7 @@ impl Core {
         self.routes.unname(peer.ufrag(), key);
         self.by_session.remove(&peer.id());
         self.router.leave(peer.room().id, peer.role(), key);
-        self.directory.remove(peer.id());
+        self.directory.end(peer.id(), now);
         self.stats
             .peers
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
