@@ -36,6 +36,7 @@ impl Client {
 
     /// Advances timers and sends due media; returns when to step it next.
     fn step(&mut self, now: Instant, send: bool) -> Result<Instant, ClientError> {
+        self.release_held(now)?;
         let timeout = self.drain()?;
         if timeout <= now {
             self.rtc.handle_input(str0m::Input::Timeout(now))?;

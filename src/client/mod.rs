@@ -22,6 +22,7 @@ use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
 
 pub use crate::dtls::KeyType;
+use crate::sfu::recovery::{StartHold, allow_resends};
 use payload::{Kind, Trailer};
 use report::{TrackCounter, TrackSummary};
 pub use signaling::{Candidates, Setup, Signaling};
@@ -156,6 +157,9 @@ pub struct Client {
     remote_pwd: String,
     /// Binding requests sent without PRIORITY (FFmpeg imitation).
     stun_rewritten: u64,
+    /// The first packets of each stream the server sends, held so str0m
+    /// takes them in order (see `sfu::recovery`).
+    start_hold: StartHold,
     buf: Vec<u8>,
 }
 
@@ -239,6 +243,13 @@ impl Client {
             &offer.to_sdp_string(),
         )?;
 
+        // Retransmit as a browser does, beyond str0m's 15 % cap.
+        allow_resends(&mut rtc, audio_mid.into_iter().chain(video_mid));
+        let rtx_pts: Vec<u8> = (rtc.codec_config().params().iter())
+            .filter_map(|p| p.resend())
+            .map(|pt| *pt)
+            .collect();
+
         let pt_of = |rtc: &Rtc, codec: Codec| {
             rtc.codec_config()
                 .find(|p| p.spec().codec == codec)
@@ -285,6 +296,7 @@ impl Client {
             remote_pwd: signaling::ice_pwd(&negotiated.remote_sdp),
             remote_sdp: negotiated.remote_sdp,
             stun_rewritten: 0,
+            start_hold: StartHold::new(rtx_pts),
             buf: vec![0; 2048],
         })
     }
@@ -368,6 +380,7 @@ impl Client {
                 }
                 Err(e) => return Err(e.into()),
             };
+            self.release_held(Instant::now())?;
             self.rtc.handle_input(input)?;
         }
     }
@@ -417,25 +430,55 @@ impl Client {
             (Some(via), Some(server)) if source == via => server,
             _ => source,
         };
-        let input = Input::Receive(
-            Instant::now(),
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination: self.local,
-                contents,
-            },
-        );
-        self.rtc.handle_input(input)?;
-        self.drain()?;
+        let now = Instant::now();
+        if !self.start_hold.hold(now, source, self.local, data) {
+            let input = Input::Receive(
+                now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination: self.local,
+                    contents,
+                },
+            );
+            self.rtc.handle_input(input)?;
+            self.drain()?;
+        }
+        self.release_held(now)
+    }
+
+    /// Feeds the held packets whose hold ended by `now`, in order.
+    fn release_held(&mut self, now: Instant) -> Result<(), ClientError> {
+        if self.start_hold.deadline().is_none_or(|due| due > now) {
+            return Ok(());
+        }
+        for held in self.start_hold.release(now) {
+            let Ok(contents) = held.data.as_slice().try_into() else {
+                continue;
+            };
+            let input = Input::Receive(
+                now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source: held.source,
+                    destination: held.destination,
+                    contents,
+                },
+            );
+            self.rtc.handle_input(input)?;
+            self.drain()?;
+        }
         Ok(())
     }
 
-    /// Drains str0m: sends transmits, handles events; returns its next timeout.
+    /// Drains str0m: sends transmits, handles events; returns its next
+    /// timeout (or the end of a start hold, if sooner).
     fn drain(&mut self) -> Result<Instant, ClientError> {
         loop {
             match self.rtc.poll_output()? {
-                Output::Timeout(at) => return Ok(at),
+                Output::Timeout(at) => {
+                    return Ok(self.start_hold.deadline().map_or(at, |due| due.min(at)));
+                }
                 Output::Transmit(t) => {
                     // A full socket buffer loses this datagram like a network would.
                     self.server = Some(t.destination);
@@ -467,6 +510,7 @@ impl Client {
             }
             Event::RtpPacket(packet) => {
                 let ssrc = packet.header.ssrc;
+                self.start_hold.confirm(*ssrc);
                 let kind = match self.kinds.iter().find(|(s, _)| *s == ssrc) {
                     Some((_, kind)) => *kind,
                     None => {

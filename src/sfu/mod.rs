@@ -14,6 +14,9 @@ mod ids;
 mod keyframe;
 mod offer;
 mod peer;
+pub mod recovery;
+#[cfg(test)]
+mod reorder_tests;
 mod rewrite;
 mod room;
 pub mod room_limits {

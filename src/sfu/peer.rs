@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 use super::bitrate::BitrateLimit;
 use super::egress::Egress;
 use super::keyframe::KeyframeThrottle;
+use super::recovery::{StartHold, allow_resends};
 use super::rewrite::Rewriter;
 use super::room::{PublishedMedia, RoomShared};
 use super::stun_repair::{Repair, repair_binding_request};
@@ -203,6 +204,9 @@ pub struct Peer {
     video_gap: bool,
     /// When a keyframe was last asked for because of such a gap.
     gap_keyframe_at: Option<Instant>,
+    /// A publisher: the first packets of each new stream, held so str0m
+    /// takes them in order (see `recovery`).
+    start_hold: Option<StartHold>,
 }
 
 impl Peer {
@@ -213,11 +217,24 @@ impl Peer {
         room: Arc<RoomShared>,
         local_ice: IceCreds,
         remote_ice: Option<IceCreds>,
-        rtc: Rtc,
+        mut rtc: Rtc,
         side: Side,
         timeouts: Timeouts,
         now: Instant,
     ) -> Self {
+        let start_hold = match &side {
+            Side::Publisher(p) => Some(StartHold::new(
+                p.media
+                    .tracks
+                    .iter()
+                    .flat_map(|t| t.params.iter().filter_map(|p| p.resend()))
+                    .map(|pt| *pt),
+            )),
+            Side::Viewer(v) => {
+                allow_resends(&mut rtc, v.tracks.iter().map(|t| t.mid));
+                None
+            }
+        };
         Self {
             id,
             role,
@@ -241,6 +258,7 @@ impl Peer {
             egress: Egress::default(),
             video_gap: false,
             gap_keyframe_at: None,
+            start_hold,
         }
     }
 
@@ -310,6 +328,9 @@ impl Peer {
             self.created + self.timeouts.connect
         };
         let mut at = self.rtc_deadline.min(liveness);
+        if let Some(due) = self.start_hold.as_ref().and_then(StartHold::deadline) {
+            at = at.min(due);
+        }
         if let Side::Publisher(p) = &self.side {
             for (_, throttle) in &p.keyframes {
                 if let Some(due) = throttle.deadline() {
@@ -353,22 +374,15 @@ impl Peer {
             }
             Some(Repair::NotNeeded) | None => data,
         };
-        let Ok(contents) = data.try_into() else {
-            // Not STUN, DTLS, RTP or RTCP: nothing str0m can use.
-            out.dropped += 1;
+        if let Some(hold) = &mut self.start_hold
+            && hold.hold(now, source, destination, data)
+        {
+            self.release_held(now, out);
             return false;
-        };
+        }
         let before = out.transmits.len();
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination,
-                contents,
-            },
-        );
-        self.guarded(now, out, |rtc, _| rtc.handle_input(input));
+        self.feed(now, source, destination, data, out);
+        self.release_held(now, out);
         let authenticated = is_stun
             && out
                 .transmits
@@ -385,6 +399,45 @@ impl Peer {
             }
         }
         authenticated
+    }
+
+    /// Hands one datagram to str0m (and drains it).
+    fn feed(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+        out: &mut Outputs,
+    ) {
+        let Ok(contents) = data.try_into() else {
+            // Not STUN, DTLS, RTP or RTCP: nothing str0m can use.
+            out.dropped += 1;
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        self.guarded(now, out, |rtc, _| rtc.handle_input(input));
+    }
+
+    /// Feeds the held packets whose hold ended by `now`, in order.
+    fn release_held(&mut self, now: Instant, out: &mut Outputs) {
+        let Some(hold) = &mut self.start_hold else {
+            return;
+        };
+        if hold.deadline().is_none_or(|due| due > now) {
+            return;
+        }
+        for held in hold.release(now) {
+            self.feed(now, held.source, held.destination, &held.data, out);
+        }
     }
 
     /// Advances timers: str0m's, keyframe throttles, liveness.
@@ -410,6 +463,7 @@ impl Peer {
                 self.send_keyframe_request(now, mid, kind, out);
             }
         }
+        self.release_held(now, out);
         if now >= self.rtc_deadline {
             self.guarded(now, out, |rtc, now| rtc.handle_input(Input::Timeout(now)));
         }
@@ -752,6 +806,9 @@ impl Peer {
             return;
         };
         let ssrc = packet.header.ssrc;
+        if let Some(hold) = &mut self.start_hold {
+            hold.confirm(*ssrc);
+        }
         let kind = match publisher.ssrcs.iter().find(|(s, _)| *s == ssrc) {
             Some((_, kind)) => *kind,
             None => {
