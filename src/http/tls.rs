@@ -1,6 +1,6 @@
 //! HTTPS for the signaling endpoint (WHIP and WHEP require it outside
 //! localhost): rustls with the aws-lc-rs provider — the same crypto str0m
-//! uses for DTLS — TLS 1.2 and 1.3, ALPN `http/1.1`, a certificate chain
+//! uses for SRTP (DTLS is OpenSSL's, `crate::dtls`) — TLS 1.2 and 1.3, ALPN `http/1.1`, a certificate chain
 //! and key read from PEM files at start (`--tls-cert`, `--tls-key`).
 
 use std::path::{Path, PathBuf};
