@@ -22,11 +22,18 @@ need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# The GStreamer test (tests/gstreamer.rs): webrtcbin, libnice, VP8 and Opus,
+# driven from Debian's /usr/bin/python3 through python3-gi.
+for pkg in gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugins-base \
+    gstreamer1.0-nice python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-bad-1.0 \
+    gir1.2-gst-plugins-base-1.0; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need_apt+=("$pkg")
+done
 if [ "${#need_apt[@]}" -gt 0 ]; then
-    echo "test.sh: installing ${need_apt[*]} for the browser test" >&2
+    echo "test.sh: installing ${need_apt[*]} for the browser and GStreamer tests" >&2
     if ! { as_root apt-get update -qq &&
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null; }; then
-        echo "test.sh: could not install ${need_apt[*]} (needs root or sudo); the browser test will fail" >&2
+        echo "test.sh: could not install ${need_apt[*]} (needs root or sudo); the browser or GStreamer test will fail" >&2
     fi
 fi
 browser=tests/browser

@@ -133,7 +133,7 @@ pub fn accept_offer(
 fn check_sections(role: Role, offer: &str) -> Result<Vec<(Mid, MediaKind)>, OfferError> {
     let sections = sdp::scan(offer).map_err(|e| OfferError::Malformed(e.to_string()))?;
     let mut media = Vec::new();
-    for section in sections.iter().filter(|s| !s.port_zero) {
+    for section in sections.iter().filter(|s| !s.port_zero || s.bundle_only) {
         let kind = match section.kind {
             SectionKind::Audio => MediaKind::Audio,
             SectionKind::Video => MediaKind::Video,

@@ -29,6 +29,10 @@ pub struct Section {
     pub mid: Option<String>,
     /// `m=… 0 …`: the offerer rejected or bundled-only this section.
     pub port_zero: bool,
+    /// Port 0 but in use: `a=bundle-only`, or its mid is in the BUNDLE
+    /// group (RFC 8843 §6; GStreamer's max-bundle offers do this), as str0m
+    /// takes it.
+    pub bundle_only: bool,
     /// The section offers simulcast (`a=simulcast` or `a=rid`).
     pub simulcast: bool,
 }
@@ -62,6 +66,7 @@ pub fn scan(sdp: &str) -> Result<Vec<Section>, ScanError> {
         return Err(ScanError::NoVersion);
     }
     let mut sections: Vec<Section> = Vec::new();
+    let mut bundle: Vec<&str> = Vec::new();
     for line in lines {
         if let Some(rest) = line.strip_prefix("m=") {
             if sections.len() == MAX_SECTIONS {
@@ -80,11 +85,15 @@ pub fn scan(sdp: &str) -> Result<Vec<Section>, ScanError> {
                 direction: SectionDirection::SendRecv,
                 mid: None,
                 port_zero,
+                bundle_only: false,
                 simulcast: false,
             });
             continue;
         }
         let Some(section) = sections.last_mut() else {
+            if let Some(mids) = line.strip_prefix("a=group:BUNDLE") {
+                bundle.extend(mids.split_whitespace());
+            }
             continue;
         };
         match line {
@@ -95,6 +104,8 @@ pub fn scan(sdp: &str) -> Result<Vec<Section>, ScanError> {
             _ => {
                 if let Some(mid) = line.strip_prefix("a=mid:") {
                     section.mid = Some(mid.trim().to_owned());
+                } else if line == "a=bundle-only" {
+                    section.bundle_only = section.port_zero;
                 } else if line.starts_with("a=simulcast:") || line.starts_with("a=rid:") {
                     section.simulcast = true;
                 }
@@ -103,6 +114,9 @@ pub fn scan(sdp: &str) -> Result<Vec<Section>, ScanError> {
     }
     if sections.is_empty() {
         return Err(ScanError::NoMedia);
+    }
+    for s in sections.iter_mut().filter(|s| s.port_zero) {
+        s.bundle_only |= s.mid.as_deref().is_some_and(|mid| bundle.contains(&mid));
     }
     for (i, s) in sections.iter().enumerate() {
         if let Some(mid) = &s.mid
@@ -136,6 +150,26 @@ mod tests {
         assert_eq!(s[2].kind, SectionKind::Application);
         assert_eq!(s[2].direction, SectionDirection::SendRecv);
         assert!(s[2].port_zero);
+        assert!(!s.iter().any(|s| s.bundle_only));
+    }
+
+    #[test]
+    fn a_bundle_only_section_is_in_use() {
+        // GStreamer's webrtcbin with bundle-policy max-bundle.
+        let offer = "v=0\r\ns=-\r\na=group:BUNDLE video0 audio1\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\na=mid:video0\r\n\
+            m=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=bundle-only\r\na=sendonly\r\na=mid:audio1\r\n\
+            m=audio 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:rejected\r\n";
+        let s = scan(offer).unwrap();
+        assert!(!s[0].port_zero && !s[0].bundle_only);
+        assert!(s[1].port_zero && s[1].bundle_only);
+        assert!(
+            s[2].port_zero && !s[2].bundle_only,
+            "not in the group: rejected"
+        );
+        // In the group without a=bundle-only: str0m takes it as bundled too.
+        let grouped = offer.replace("a=bundle-only\r\n", "");
+        assert!(scan(&grouped).unwrap()[1].bundle_only);
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn shared_cert() -> str0m::config::DtlsCert {
     CERT.get_or_init(|| {
         crate::dtls::certificate(crate::dtls::KeyType::EcdsaP256).expect("a DTLS certificate")
     })
-        .clone()
+    .clone()
 }
 
 /// A str0m client at 127.0.0.1:`port`; see [`client_at`].

@@ -27,12 +27,28 @@ pub struct ServerProc {
 impl ServerProc {
     /// Starts the binary with `args` on ephemeral ports and waits until it serves.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_log(args, "warn")
+    }
+
+    /// [`ServerProc::start`] logging with the filter `log` unless the
+    /// environment sets `URINGCAST_LOG`. `args` may name their own
+    /// `--http-addr` or `--udp-addr` (each flag may be given once).
+    pub fn start_with_log(args: &[&str], log: &str) -> Self {
+        let defaults = [
+            ("--http-addr", "127.0.0.1:0"),
+            ("--udp-addr", "127.0.0.1:0"),
+        ];
         let mut child = Command::new(env!("CARGO_BIN_EXE_uringcast"))
-            .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0"])
+            .args(
+                defaults
+                    .iter()
+                    .filter(|(flag, _)| !args.contains(flag))
+                    .flat_map(|(flag, value)| [*flag, *value]),
+            )
             .args(args)
             .env(
                 "URINGCAST_LOG",
-                std::env::var("URINGCAST_LOG").unwrap_or_else(|_| "warn".into()),
+                std::env::var("URINGCAST_LOG").unwrap_or_else(|_| log.into()),
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
