@@ -265,7 +265,10 @@ impl Instance {
             self.timer = None;
             return;
         };
-        if matches!(self.state, State::Closed | State::Failed) {
+        // Once connected, DTLS 1.2 runs no timer (a lost last flight is
+        // answered when the peer repeats its own), and str0m calls
+        // handle_timeout on every turn of a busy peer: skip the query.
+        if matches!(self.state, State::Connected | State::Closed | State::Failed) {
             self.timer = None;
             return;
         }
