@@ -103,7 +103,12 @@ impl Server {
             .remember_ended(config.connect_timeout),
         );
 
-        let mut shard_threads = Vec::with_capacity(shard_count);
+        // From here on a failed start stops and joins every shard it spawned
+        // (the guard's drop); only success takes the threads out of it.
+        let mut started = StartedShards {
+            shards: shards.clone(),
+            threads: Vec::with_capacity(shard_count),
+        };
         for (index, (datapath, inbox)) in datapaths.into_iter().zip(inboxes).enumerate() {
             let shard = Shard::new(
                 index,
@@ -117,7 +122,7 @@ impl Server {
                 .name(format!("shard-{index}"))
                 .spawn(move || shard.run())
                 .map_err(StartError::Thread)?;
-            shard_threads.push(thread);
+            started.threads.push(thread);
         }
 
         let listener = std::net::TcpListener::bind(config.http_addr).map_err(|source| {
@@ -188,7 +193,7 @@ impl Server {
             udp_addr,
             io_names,
             shards,
-            shard_threads,
+            shard_threads: std::mem::take(&mut started.threads),
             http_thread: Some(http_thread),
             http_stop: Some(http_stop),
         })
@@ -222,18 +227,51 @@ impl Server {
         if let Some(stop) = self.http_stop.take() {
             let _ = stop.send(());
         }
-        for handle in self.shards.iter() {
-            if !handle.command(Control::Shutdown) {
-                warn!("a shard did not take the shutdown command");
-            }
-        }
-        for thread in self.shard_threads.drain(..) {
-            join_until(thread, deadline);
-        }
+        stop_shards(&self.shards, self.shard_threads.drain(..), deadline);
         if let Some(thread) = self.http_thread.take() {
             join_until(thread, deadline);
         }
         info!("stopped");
+    }
+}
+
+/// How long a failed start waits for the shards it spawned to stop.
+const FAILED_START_STOP: Duration = Duration::from_secs(2);
+
+/// The shard threads a start has spawned so far. Dropped while it still
+/// holds threads (a later start step failed), it stops and joins them.
+struct StartedShards {
+    shards: Arc<[ShardHandle]>,
+    threads: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for StartedShards {
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        warn!(
+            shards = self.threads.len(),
+            "start failed: stopping the shards it spawned"
+        );
+        let deadline = Instant::now() + FAILED_START_STOP;
+        stop_shards(&self.shards, self.threads.drain(..), deadline);
+    }
+}
+
+/// Tells every shard to shut down, then joins `threads` until `deadline`.
+fn stop_shards<T>(
+    shards: &[ShardHandle],
+    threads: impl Iterator<Item = JoinHandle<T>>,
+    deadline: Instant,
+) {
+    for handle in shards {
+        if !handle.command(Control::Shutdown) {
+            warn!("a shard did not take the shutdown command");
+        }
+    }
+    for thread in threads {
+        join_until(thread, deadline);
     }
 }
 

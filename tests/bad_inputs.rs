@@ -559,6 +559,11 @@ fn dtls_client_hello() -> Vec<u8> {
 
 /// Every class of junk a test can put on the media port, built once.
 /// `pending_ufrag` names a real session that has not connected.
+///
+/// The RTCP classes go out in the clear: from an unvalidated address they are
+/// dropped at the demux; from a validated one str0m's SRTCP authentication
+/// rejects them before any RTCP parser runs. They reach str0m's RTCP parser
+/// only in [`overflowing_rtcp_reaches_str0ms_parser_and_is_refused`].
 fn junk_classes(pending_ufrag: &str, rng: &mut Rng) -> Vec<(&'static str, Vec<u8>)> {
     let good = stun(&format!("{pending_ufrag}:Ch1x"), true, true, 0);
     let mut truncated = good.clone();
@@ -644,32 +649,35 @@ fn junk_classes(pending_ufrag: &str, rng: &mut Rng) -> Vec<(&'static str, Vec<u8
         ("RTP header only", rtp(0x80, 96, &[])),
         ("RTP version 1", rtp(0x40, 96, &[0; 20])),
         (
-            "RTCP length past the end",
+            "unauthenticated SRTCP: length past the end",
             vec![0x80, 200, 0xff, 0xff, 0, 0, 0, 1],
         ),
-        ("RTCP SR claiming 31 report blocks", {
+        ("unauthenticated SRTCP: SR claiming 31 report blocks", {
             let mut p = vec![0x9f, 200, 0x00, 0x06, 0, 0, 0, 1];
             p.extend_from_slice(&[0; 20]);
             p
         }),
-        ("RTCP NACK with a huge range", {
+        ("unauthenticated SRTCP: NACK with a huge range", {
             let mut p = vec![0x81, 205, 0x00, 0x03, 0, 0, 0, 1, 0, 0, 0, 2];
             p.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
             p
         }),
-        ("RTCP TWCC with an overflowing status count", {
-            let mut p = vec![0x8f, 205, 0x00, 0x04, 0, 0, 0, 1, 0, 0, 0, 2];
-            p.extend_from_slice(&[0, 1, 0xff, 0xff, 0, 0, 0, 0]);
-            p
-        }),
-        ("RTCP REMB with a length overflow", {
+        (
+            "unauthenticated SRTCP: TWCC with an overflowing status count",
+            {
+                let mut p = vec![0x8f, 205, 0x00, 0x04, 0, 0, 0, 1, 0, 0, 0, 2];
+                p.extend_from_slice(&[0, 1, 0xff, 0xff, 0, 0, 0, 0]);
+                p
+            },
+        ),
+        ("unauthenticated SRTCP: REMB with a length overflow", {
             let mut p = vec![0x8f, 206, 0x00, 0x05, 0, 0, 0, 1, 0, 0, 0, 0];
             p.extend_from_slice(b"REMB");
             p.extend_from_slice(&[0xff, 0, 0, 0]);
             p
         }),
         (
-            "RTCP BYE claiming 31 SSRCs",
+            "unauthenticated SRTCP: BYE claiming 31 SSRCs",
             vec![0x9f, 203, 0x00, 0x01, 0, 0, 0, 1],
         ),
     ]
@@ -753,7 +761,10 @@ fn assert_delivery(what: &str, publisher: &Client, viewer: &Client) {
 
 /// Every junk class, from fresh sockets and from the validated address of a
 /// connected publisher (through a relay whose upstream socket we share),
-/// while a flow in another room keeps ≥ 99 % delivery.
+/// while a flow in another room keeps ≥ 99 % delivery. From fresh sockets
+/// each datagram is dropped and counted; from the validated address it goes
+/// to the publisher's peer, where str0m refuses it (the RTCP classes fail
+/// SRTCP authentication, so no RTCP parser sees them) and nothing panics.
 #[test]
 fn media_port_junk_is_dropped_counted_and_harms_no_flow() {
     let server = ServerProc::start(&["--shards", "2"]);
@@ -848,6 +859,43 @@ fn media_port_junk_is_dropped_counted_and_harms_no_flow() {
     );
     // The pending session was never taken over by the junk naming it.
     assert_eq!(stats["pending_sessions"], 1, "{stats}");
+}
+
+/// The RTCP junk classes as str0m's RTCP parser sees them once SRTCP has
+/// decrypted a compound (`Rtcp::try_from`, which str0m runs on each
+/// sub-packet): no socket, no keys needed. Every overflowing claim is
+/// refused or cut to what the bytes hold, and nothing panics.
+#[test]
+fn overflowing_rtcp_reaches_str0ms_parser_and_is_refused() {
+    use str0m::rtp::rtcp::Rtcp;
+    let classes = junk_classes("nobody00", &mut Rng(1));
+    let rtcp: Vec<_> = classes
+        .iter()
+        .filter(|(name, _)| name.starts_with("unauthenticated SRTCP"))
+        .collect();
+    assert_eq!(rtcp.len(), 6, "every RTCP class is here");
+    for (name, packet) in rtcp {
+        let parsed = Rtcp::try_from(packet.as_slice());
+        eprintln!("{name}: {parsed:?}");
+        let what = name.trim_start_matches("unauthenticated SRTCP: ");
+        let held = match (what, &parsed) {
+            // Too short for what the header promises: refused.
+            (
+                "length past the end"
+                | "TWCC with an overflowing status count"
+                | "BYE claiming 31 SSRCs",
+                Err(_),
+            ) => true,
+            // 31 report blocks claimed, none there: none read.
+            ("SR claiming 31 report blocks", Ok(Rtcp::SenderReport(sr))) => sr.reports.is_empty(),
+            // One NACK entry there (17 sequence numbers): one read.
+            ("NACK with a huge range", Ok(Rtcp::Nack(nack))) => nack.reports.len() == 1,
+            // Not taken for a REMB (no bitrate a publisher must obey).
+            ("REMB with a length overflow", parsed) => !matches!(parsed, Ok(Rtcp::Remb(_))),
+            _ => false,
+        };
+        assert!(held, "{name}: str0m's parser gave {parsed:?}");
+    }
 }
 
 /// DTLS only from ICE-validated addresses (the FreeSWITCH CVE-2023-51443

@@ -10,8 +10,9 @@
 // 1. uringcast.js imported cross-origin: problem details become errors,
 //    409 without Retry-After is not retried, a viewer that comes first
 //    retries its 409 until a (trickling) publisher arrives, stop() DELETEs.
-// 2. Per video codec Chromium offers (VP8 and H264 required, VP9 and AV1
-//    when offered): the publish page (fake camera and microphone) and, in
+// 2. Per video codec the README offers (VP8, H264, VP9 and AV1, each
+//    required: one this Chromium cannot send fails the run, never a skip):
+//    the publish page (fake camera and microphone) and, in
 //    another browser context, the watch page, both cross-origin. Within 6 s
 //    of the watch starting: >= 60 frames decoded, audio received, the codec
 //    negotiated is the one chosen; a screenshot whose video area is not black.
@@ -30,8 +31,9 @@ const SERVER = required('SERVER');
 const PAGES = required('PAGES');
 const OUT = required('OUT');
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
+// The README promises all four; CODECS narrows a manual run (tests/browser.rs
+// never sets it, and checks that all four ran).
 const WANTED = (process.env.CODECS || 'VP8,H264,VP9,AV1').split(',');
-const REQUIRED = ['VP8', 'H264'];
 const WATCH_WINDOW_MS = 6000;
 const MIN_FRAMES = 60;
 
@@ -359,7 +361,7 @@ function drops(stats) {
 async function main() {
   mkdirSync(OUT, { recursive: true });
   const browser = await chromium.launch({ executablePath: EXECUTABLE, args: ARGS, timeout: 30_000 });
-  const result = { chromium: browser.version(), codecs: [], offered: [], skipped: [] };
+  const result = { chromium: browser.version(), codecs: [], offered: [] };
   try {
     const probe = await newPage(browser, 'probe');
     await probe.page.goto(`${PAGES}/publish?server=${encodeURIComponent(SERVER)}`);
@@ -370,12 +372,7 @@ async function main() {
     result.api = await clientApi(browser);
 
     for (const codec of WANTED) {
-      if (!result.offered.includes(codec)) {
-        check(!REQUIRED.includes(codec), `Chromium offers ${codec}`);
-        result.skipped.push(codec);
-        log(`${codec}: not offered by this Chromium, skipped`);
-        continue;
-      }
+      check(result.offered.includes(codec), `Chromium ${result.chromium} can send ${codec} (it offers ${result.offered})`);
       result.codecs.push(
         await codecRun(browser, codec, { pagesBase: PAGES, server: SERVER, shot: `watch-${codec.toLowerCase()}.png` }),
       );
