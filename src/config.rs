@@ -75,7 +75,9 @@ pub struct Config {
     #[arg(long, env = "URINGCAST_KEYFRAME_INTERVAL", value_parser = parse_duration, default_value = "500ms")]
     pub keyframe_interval: Duration,
 
-    /// Capacity of each shard-to-shard media queue, in packets (full: drop and count).
+    /// Capacity of each shard's media lane from other shards, in messages (a
+    /// publisher's packet or a hand-off datagram; full: drop and count).
+    /// Routes and keyframe requests travel on a control lane that never drops.
     #[arg(long, env = "URINGCAST_SHARD_QUEUE", default_value_t = 8192)]
     pub shard_queue: usize,
 

@@ -177,6 +177,14 @@ fn two_shards_carry_packets_across() {
     );
     assert_eq!(out, inn, "every packet queued across was received across");
     assert_eq!(server.shard_sum("drop_queue_full"), 0);
+    // Routes and keyframe requests have a lane of their own: every shard
+    // reports `control_lost`, and none was lost.
+    let stats = server.stats();
+    let shards = stats["shards"].as_array().expect("shards");
+    assert!(
+        shards.iter().all(|s| s["control_lost"].as_u64() == Some(0)),
+        "{shards:?}"
+    );
 
     // DELETE reaches the shard that holds each session.
     for client in viewers.iter().chain(std::iter::once(&publisher)) {

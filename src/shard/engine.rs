@@ -15,7 +15,7 @@ use str0m::media::KeyframeRequestKind;
 use tracing::{debug, info};
 
 use super::demux::{Route, Routes};
-use super::msg::{ShardHandle, ShardMsg};
+use super::msg::{ShardControl, ShardHandle, ShardMedia};
 use super::stats::ShardStats;
 use crate::directory::{Claim, Directory};
 use crate::net::RecvMeta;
@@ -175,9 +175,9 @@ impl Core {
             ShardStats::add(&self.stats.drop_unknown_source, 1);
             if let Some(from) = from {
                 // The shard that routed it here holds a stale route.
-                self.send_to_shard(
+                self.send_control(
                     from,
-                    ShardMsg::Unroute {
+                    ShardControl::Unroute {
                         addr: meta.source,
                         owner: self.index,
                     },
@@ -277,18 +277,19 @@ impl Core {
     }
 
     fn hand_off(&mut self, owner: usize, meta: RecvMeta, data: &[u8]) {
-        let msg = ShardMsg::Datagram {
+        let msg = ShardMedia::Datagram {
             meta,
             data: data.into(),
             from: self.index,
         };
-        if self.send_to_shard(owner, msg) {
+        if self.send_media(owner, msg) {
             ShardStats::add(&self.stats.handed_off, 1);
         }
     }
 
-    /// Queues `msg` to shard `to` (woken at the end of the turn).
-    fn send_to_shard(&mut self, to: usize, msg: ShardMsg) -> bool {
+    /// Queues `msg` on shard `to`'s media lane (woken at the end of the
+    /// turn); when the lane is full it is dropped and counted.
+    fn send_media(&mut self, to: usize, msg: ShardMedia) -> bool {
         let Some(handle) = self.shards.get(to) else {
             return false;
         };
@@ -298,6 +299,27 @@ impl Core {
         } else {
             ShardStats::add(&self.stats.drop_queue_full, 1);
             false
+        }
+    }
+
+    /// Queues `msg` on shard `to`'s control lane (woken at the end of the
+    /// turn). It fails only if that shard has stopped (at shutdown, when
+    /// ending peers unroute their addresses): counted, logged at debug.
+    fn send_control(&mut self, to: usize, msg: ShardControl) {
+        let Some(handle) = self.shards.get(to) else {
+            return;
+        };
+        match handle.send_control(msg) {
+            Ok(()) => self.to_wake |= 1 << to,
+            Err(msg) => {
+                ShardStats::add(&self.stats.control_lost, 1);
+                debug!(
+                    shard = self.index,
+                    to,
+                    ?msg,
+                    "control message for a stopped shard"
+                );
+            }
         }
     }
 
@@ -356,8 +378,9 @@ impl Core {
 
     /// Routes `addr` to a local peer whose STUN from it authenticated. When
     /// the address hashes to another shard (`from`), that shard is told to
-    /// route straight here — again on every consent check, so a route lost
-    /// to a full queue heals within seconds.
+    /// route straight here (on the control lane, which never drops it) —
+    /// again on every consent check it hands over, so a route undone since
+    /// (a racing `Unroute`) heals within seconds.
     fn pin(&mut self, key: PeerKey, addr: SocketAddr, from: Option<usize>) {
         let Some(slot) = self.slot_mut(key) else {
             return;
@@ -374,9 +397,9 @@ impl Core {
         self.routes.pin(addr, key);
         if let Some(from) = from {
             *self.told.entry(addr).or_default() |= 1 << from;
-            self.send_to_shard(
+            self.send_control(
                 from,
-                ShardMsg::Route {
+                ShardControl::Route {
                     addr,
                     owner: self.index,
                 },
@@ -384,25 +407,30 @@ impl Core {
         }
     }
 
-    pub(super) fn on_shard_msg(&mut self, now: Instant, msg: ShardMsg) {
+    pub(super) fn on_shard_media(&mut self, now: Instant, msg: ShardMedia) {
         match msg {
-            ShardMsg::Media(packet) => {
+            ShardMedia::Media(packet) => {
                 ShardStats::add(&self.stats.cross_shard_in, 1);
                 self.fan_out_local(now, &packet);
             }
-            ShardMsg::Keyframe { room_id, kind } => {
+            ShardMedia::Datagram { meta, data, from } => {
+                self.on_datagram(now, meta, &data, Some(from))
+            }
+        }
+    }
+
+    pub(super) fn on_shard_control(&mut self, now: Instant, msg: ShardControl) {
+        match msg {
+            ShardControl::Keyframe { room_id, kind } => {
                 if let Some(key) = self.router.publisher(room_id) {
                     self.call(key, now, |peer, out| peer.request_keyframe(now, kind, out));
                 }
             }
-            ShardMsg::Datagram { meta, data, from } => {
-                self.on_datagram(now, meta, &data, Some(from))
-            }
-            ShardMsg::Route { addr, owner } => {
+            ShardControl::Route { addr, owner } => {
                 // A peer of our own keeps its address.
                 self.routes.route_to_shard(addr, owner);
             }
-            ShardMsg::Unroute { addr, owner } => {
+            ShardControl::Unroute { addr, owner } => {
                 self.routes.unroute(&addr, owner);
             }
         }
@@ -474,7 +502,7 @@ impl Core {
             for shard in 0..self.shards.len() {
                 if shard != self.index
                     && room.has_viewers_on(shard)
-                    && self.send_to_shard(shard, ShardMsg::Media(packet.clone()))
+                    && self.send_media(shard, ShardMedia::Media(packet.clone()))
                 {
                     ShardStats::add(&self.stats.cross_shard_out, 1);
                 }
@@ -536,9 +564,9 @@ impl Core {
         if let Some(key) = self.router.publisher(room.id) {
             self.call(key, now, |peer, out| peer.request_keyframe(now, kind, out));
         } else if let Some(shard) = room.publisher_shard().filter(|s| *s != self.index) {
-            self.send_to_shard(
+            self.send_control(
                 shard,
-                ShardMsg::Keyframe {
+                ShardControl::Keyframe {
                     room_id: room.id,
                     kind,
                 },
@@ -557,9 +585,9 @@ impl Core {
         self.routes.forget(&addr);
         let told = self.told.remove(&addr).unwrap_or(0);
         for shard in shards_in(told) {
-            self.send_to_shard(
+            self.send_control(
                 shard,
-                ShardMsg::Unroute {
+                ShardControl::Unroute {
                     addr,
                     owner: self.index,
                 },

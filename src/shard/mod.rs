@@ -1,6 +1,8 @@
 //! One shard: a single-threaded event loop that owns one socket of the
 //! reuseport group (through a [`Datapath`]), the peers placed on it, their
-//! timers, and its side of the shard-to-shard queues.
+//! timers, and its side of the shard-to-shard queues (a media lane that
+//! may drop, a control lane that does not: see [`ShardMedia`] and
+//! [`ShardControl`]).
 //!
 //! Demux per datagram: 4-tuple → peer (or → the shard that owns it); else a
 //! STUN binding request's ufrag → a local peer, or the directory (which moves
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 pub use inspect::{Tables, TablesError};
-pub use msg::{Control, PatchReply, ShardHandle, ShardInbox, ShardMsg, channel};
+pub use msg::{Control, PatchReply, ShardControl, ShardHandle, ShardInbox, ShardMedia, channel};
 pub use stats::{ShardSnapshot, ShardStats};
 
 use crate::directory::Directory;
@@ -68,7 +70,7 @@ impl Shard {
         );
         loop {
             let now = Instant::now();
-            if !self.state.handle_control(now) {
+            if !self.state.handle_commands(now) {
                 self.flush(now);
                 // Submit the goodbyes (BYE, close_notify) before leaving.
                 self.datapath.turn(Some(Duration::ZERO), &mut |_, _| {})?;
@@ -132,10 +134,11 @@ impl ShardState {
     }
 
     /// What the loop does before it waits: commands from signaling, then
-    /// (a bounded number of) messages from other shards, then due timers.
+    /// (a bounded number of) messages from other shards, control lane
+    /// first, then due timers.
     /// Returns `false` once [`Control::Shutdown`] was handled.
     pub fn handle_turn(&mut self, now: Instant) -> bool {
-        if !self.handle_control(now) {
+        if !self.handle_commands(now) {
             return false;
         }
         self.handle_inbox(now);
@@ -166,7 +169,9 @@ impl ShardState {
 
     /// Whether other shards queued messages this shard has not handled yet.
     pub fn has_queued(&self) -> bool {
-        !self.inbox.media.is_empty() || !self.inbox.control.is_empty()
+        !self.inbox.control.is_empty()
+            || !self.inbox.media.is_empty()
+            || !self.inbox.commands.is_empty()
     }
 
     /// This shard's counters.
@@ -175,8 +180,8 @@ impl ShardState {
     }
 
     /// Returns `false` on shutdown.
-    fn handle_control(&mut self, now: Instant) -> bool {
-        while let Ok(control) = self.inbox.control.try_recv() {
+    fn handle_commands(&mut self, now: Instant) -> bool {
+        while let Ok(control) = self.inbox.commands.try_recv() {
             match control {
                 Control::Close(id) => {
                     if let Some(&key) = self.core.by_session.get(&id) {
@@ -207,19 +212,28 @@ impl ShardState {
         true
     }
 
-    /// Handles queued shard messages; returns `true` if it stopped at its
-    /// per-turn bound with messages left (then the next turn must not sleep).
+    /// Handles queued shard messages, the control lane before the media
+    /// lane, each at most [`INBOX_PER_TURN`]; returns `true` if either has
+    /// messages left (then the next turn must not sleep).
     fn handle_inbox(&mut self, now: Instant) -> bool {
         // Bounded per turn so a flood from other shards cannot starve the socket.
+        let mut control_left = true;
+        for _ in 0..INBOX_PER_TURN {
+            let Ok(msg) = self.inbox.control.try_recv() else {
+                control_left = false;
+                break;
+            };
+            self.core.on_shard_control(now, msg);
+        }
         for _ in 0..INBOX_PER_TURN {
             let Ok(msg) = self.inbox.media.try_recv() else {
-                return false;
+                return control_left;
             };
-            self.core.on_shard_msg(now, msg);
+            self.core.on_shard_media(now, msg);
         }
-        !self.inbox.media.is_empty()
+        control_left || !self.inbox.media.is_empty()
     }
 }
 
-/// Shard messages handled per loop turn at most.
+/// Messages of each lane handled per loop turn at most.
 const INBOX_PER_TURN: usize = 4096;

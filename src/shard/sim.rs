@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
-use str0m::media::Direction;
+use str0m::media::{Direction, KeyframeRequestKind};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Event, Input, Output};
@@ -53,6 +53,8 @@ pub struct SimClient {
     pub connected: bool,
     /// RTP packets it received.
     pub rtp_received: u64,
+    /// Keyframe requests (PLI/FIR) it received, as a publisher.
+    pub keyframe_requests: u64,
     /// Once connected, it sends its checks without USE-CANDIDATE, as a
     /// client with regular nomination (Firefox) does after nominating.
     pub nominates_once: bool,
@@ -76,21 +78,36 @@ pub struct ShardWorld {
     pub stun_sources: HashSet<SocketAddr>,
     /// Datagrams the shards sent to an address no listening client has.
     pub undeliverable: u64,
+    /// The media lanes are small enough to fill: [`ShardWorld::check`]
+    /// then allows drops there (and hand-offs lost to them).
+    lossy_media: bool,
 }
 
 /// Rounds [`ShardWorld::run`] delivers before it gives up on quiet.
 const MAX_ROUNDS: usize = 64;
 
-/// Shard-to-shard queue capacity: large, so a check can require that no
-/// queue ever overflowed.
+/// Shard-to-shard media lane capacity: large, so a check can require that
+/// no lane ever overflowed.
 const QUEUE: usize = 1 << 16;
 
 impl ShardWorld {
     /// `shards` shards sharing a directory with `limits`; peers get `setup`
     /// with the shards' two candidates.
-    pub fn new(shards: usize, limits: Limits, mut setup: PeerSetup) -> Self {
+    pub fn new(shards: usize, limits: Limits, setup: PeerSetup) -> Self {
+        Self::with_media_lanes(shards, limits, setup, QUEUE)
+    }
+
+    /// As [`ShardWorld::new`], with media lanes of `capacity` messages
+    /// (`--shard-queue`); below the default, [`ShardWorld::check`] allows
+    /// media-lane drops.
+    pub fn with_media_lanes(
+        shards: usize,
+        limits: Limits,
+        mut setup: PeerSetup,
+        capacity: usize,
+    ) -> Self {
         let (handles, inboxes): (Vec<_>, Vec<_>) = (0..shards)
-            .map(|_| channel(QUEUE, Waker::new().expect("eventfd")))
+            .map(|_| channel(capacity, Waker::new().expect("eventfd")))
             .unzip();
         let handles: Arc<[ShardHandle]> = handles.into();
         let directory = Arc::new(Directory::with_limits(limits));
@@ -121,6 +138,7 @@ impl ShardWorld {
             injected: 0,
             stun_sources: HashSet::new(),
             undeliverable: 0,
+            lossy_media: capacity < QUEUE,
         }
     }
 
@@ -185,6 +203,7 @@ impl ShardWorld {
             last_sent: Default::default(),
             connected: false,
             rtp_received: 0,
+            keyframe_requests: 0,
             nominates_once: false,
             server_pwd,
             next_seq: 0,
@@ -330,6 +349,20 @@ impl ShardWorld {
         }
     }
 
+    /// Has viewer `client` ask for a keyframe: its str0m sends a PLI with
+    /// its next RTCP (within about half a second of virtual time). Nothing
+    /// if it has received no video yet.
+    pub fn request_keyframe(&mut self, client: usize) {
+        let Some(c) = self.clients.get_mut(client) else {
+            return;
+        };
+        let Some(mid) = c.end.mid else { return };
+        let mut api = c.end.rtc.direct_api();
+        if let Some(stream) = api.stream_rx_by_mid(mid, None) {
+            stream.request_keyframe(KeyframeRequestKind::Pli);
+        }
+    }
+
     /// Moves time on by `step`, then [`ShardWorld::run`]s.
     pub fn advance(&mut self, step: Duration) {
         self.now += step;
@@ -386,8 +419,9 @@ impl ShardWorld {
     /// ([`ShardState::tables`]), against the directory (a session placed
     /// on shard `s` is exactly one shard `s` holds), against the network
     /// (only addresses a valid binding request came from are pinned), and
-    /// the counters (every datagram counted once; nothing lost to a full
-    /// queue; every hand-off arrived).
+    /// the counters (every datagram counted once; no control message lost;
+    /// nothing lost to a full media lane unless the world was built with
+    /// small ones; every hand-off arrived).
     pub fn check(&self) -> Result<Vec<Tables>, String> {
         let tables = self
             .shards
@@ -437,12 +471,19 @@ impl ShardWorld {
             + sum(|s| s.handed_off)
             + sum(|s| s.drop_unknown_source)
             + sum(|s| s.drop_unknown_ufrag);
-        if counted_in != counted_out {
+        // Hand-offs lost to a full media lane are counted in
+        // `drop_queue_full` only (with the media packets lost there).
+        let queue_full = sum(|s| s.drop_queue_full);
+        let lost_handoffs = counted_in.checked_sub(counted_out);
+        if !lost_handoffs.is_some_and(|n| n == 0 || (self.lossy_media && n <= queue_full)) {
             return Err(format!(
                 "{counted_in} datagrams in, {counted_out} accounted for: {stats:?}"
             ));
         }
-        if sum(|s| s.drop_queue_full) != 0 || sum(|s| s.handed_in) != sum(|s| s.handed_off) {
+        if (queue_full != 0 && !self.lossy_media)
+            || sum(|s| s.control_lost) != 0
+            || sum(|s| s.handed_in) != sum(|s| s.handed_off)
+        {
             return Err(format!("a shard message was lost: {stats:?}"));
         }
         for (index, (t, s)) in tables.iter().zip(&stats).enumerate() {
@@ -491,6 +532,7 @@ impl ShardWorld {
                 Ok(Output::Transmit(t)) => sent.push(t.contents.to_vec()),
                 Ok(Output::Event(Event::Connected)) => c.connected = true,
                 Ok(Output::Event(Event::RtpPacket(_))) => c.rtp_received += 1,
+                Ok(Output::Event(Event::KeyframeRequest(_))) => c.keyframe_requests += 1,
                 Ok(Output::Event(_)) => {}
             }
         }

@@ -57,8 +57,15 @@ counters! {
     drop_unknown_source,
     /// Dropped: STUN binding request naming a ufrag no session has.
     drop_unknown_ufrag,
-    /// Dropped: a shard-to-shard queue was full.
+    /// Dropped: a shard-to-shard media lane was full (a publisher's packet
+    /// for another shard's viewers, or a hand-off datagram). Control
+    /// messages never land here.
     drop_queue_full,
+    /// Shard-to-shard control messages (routes, unroutes, keyframe
+    /// requests) that could not be queued: only when the receiving shard
+    /// had stopped (shutdown). Stays 0 while serving; never dropped for
+    /// being full (the control lane is unbounded).
+    control_lost,
     /// Dropped: a viewer could not take a packet (codec not negotiated, too old).
     drop_viewer,
     /// Dropped: not STUN/DTLS/RTP/RTCP, or refused by the peer's state machine.

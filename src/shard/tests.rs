@@ -297,3 +297,64 @@ fn an_address_that_reached_two_shards_is_unrouted_on_both_when_its_session_ends(
     assert!(tables[0].routed.is_empty(), "{tables:?}");
     assert!(tables[1].sessions.is_empty() && tables[1].pinned.is_empty());
 }
+
+/// Media lanes of one message (`--shard-queue 1`), full of a publisher's
+/// burst in both directions: the media is dropped and counted, while a
+/// route (shard 0 → 1) and a keyframe request (shard 1 → 0) queued meanwhile
+/// still arrive and are acted on. On one shared lane both were dropped too.
+#[test]
+fn control_messages_pass_media_lanes_that_are_full() {
+    let mut w = ShardWorld::with_media_lanes(2, Limits::default(), crate::sfu::sim::setup(), 1);
+    // Even ports hash to shard 0, odd to shard 1.
+    let publisher = w.post("r", Role::Publisher, addr(4000)).unwrap();
+    let viewer = w.post("r", Role::Viewer, addr(4001)).unwrap();
+    connect(&mut w);
+    for _ in 0..10 {
+        w.publish(publisher, 200);
+        w.advance(Duration::from_millis(20));
+    }
+    assert!(
+        w.clients[viewer].rtp_received > 0,
+        "media reached the viewer"
+    );
+    // Past the keyframe throttle of the viewer's first request.
+    w.advance(Duration::from_secs(1));
+    let keyframes = w.clients[publisher].keyframe_requests;
+    // The viewer asks for a keyframe; its client sends the PLI with its
+    // next RTCP, some steps later. At every step the publisher's address
+    // reaches shard 1 too: its check is handed to shard 0, filling the
+    // 1 → 0 lane before anything else moves, so the PLI's keyframe request
+    // to shard 0 always finds that lane full. In the same round the
+    // publisher's burst fills the 0 → 1 lane before shard 0 handles the
+    // check and routes the address to shard 1.
+    w.request_keyframe(viewer);
+    for _ in 0..100 {
+        w.replay(publisher, 0, addr(4000), Some(1), None);
+        for _ in 0..20 {
+            w.publish(publisher, 200);
+        }
+        w.advance(Duration::from_millis(10));
+        if w.clients[publisher].keyframe_requests > keyframes {
+            break;
+        }
+    }
+    let s: Vec<_> = w.shards.iter().map(|s| s.stats()).collect();
+    assert!(s[0].drop_queue_full > 0, "the burst overflowed: {s:?}");
+    assert_eq!(s[0].control_lost + s[1].control_lost, 0, "{s:?}");
+    assert!(
+        w.clients[publisher].keyframe_requests > keyframes,
+        "the viewer's keyframe request reached the publisher"
+    );
+    assert_eq!(check(&w)[1].routed, vec![(addr(4000), 0)]);
+    // The route is used: the publisher's media reaching shard 1 is handed
+    // straight to shard 0 instead of being dropped as unknown.
+    let handed = s[1].handed_off;
+    w.replay(publisher, 2, addr(4000), Some(1), None);
+    w.run();
+    let s1 = w.shards[1].stats();
+    assert_eq!(s1.handed_off, handed + 1, "{s1:?}");
+    assert_eq!(s1.drop_unknown_source, s[1].drop_unknown_source);
+    check(&w);
+    w.wind_down();
+    w.check_empty().unwrap();
+}
