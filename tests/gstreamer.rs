@@ -366,6 +366,29 @@ fn whep(server: &ServerProc, room: &str) -> String {
     format!("{}/whep/{room}", server.base)
 }
 
+/// A GStreamer WHEP viewer of `room` for 5 s that must count ≥ 60 video
+/// frames and ≥ 100 audio buffers — decoded, or (`decode` false) whole out
+/// of the depayloaders — and end with DELETE → 200; waits for it to end.
+fn watch_5s(server: &ServerProc, room: &str, name: &str, decode: bool) -> GstRun {
+    let counts = [
+        "--seconds",
+        "5",
+        "--min-video-frames",
+        "60",
+        "--min-audio-buffers",
+        "100",
+        "--require-delete",
+        "--timeout",
+        "60",
+    ];
+    let args: Vec<&str> = (!decode)
+        .then_some("--no-decode")
+        .into_iter()
+        .chain(counts)
+        .collect();
+    Gst::spawn(name, "watch", &whep(server, room), &args).wait(GST_LIMIT)
+}
+
 /// What every GStreamer publisher run must show: connected over loopback,
 /// VP8 frames and Opus packets sent, DELETE answered 200.
 fn assert_published(run: &GstRun) {
@@ -473,24 +496,7 @@ fn the_str0m_client_publishes_and_gstreamer_watches() {
     // frame headers, filler where the compressed data would be) and Opus-sized
     // filler: vp8dec and opusdec would reject them, so this viewer counts
     // whole frames out of rtpvp8depay and packets out of rtpopusdepay.
-    let viewer = Gst::spawn(
-        "gst watch",
-        "watch",
-        &whep(&server, room),
-        &[
-            "--no-decode",
-            "--seconds",
-            "5",
-            "--min-video-frames",
-            "60",
-            "--min-audio-buffers",
-            "100",
-            "--require-delete",
-            "--timeout",
-            "60",
-        ],
-    )
-    .wait(GST_LIMIT);
+    let viewer = watch_5s(&server, room, "gst watch", false);
     flags.stop.store(true, Ordering::Relaxed);
     let publisher = publisher.join();
     println!(
@@ -521,23 +527,7 @@ fn gstreamer_publishes_and_gstreamer_watches_decoding_real_frames() {
         &["--seconds", "30", "--timeout", "60"],
     );
     let publisher = wait_for_media(&server, room, publisher);
-    let viewer = Gst::spawn(
-        "gst watch+decode",
-        "watch",
-        &whep(&server, room),
-        &[
-            "--seconds",
-            "5",
-            "--min-video-frames",
-            "60",
-            "--min-audio-buffers",
-            "100",
-            "--require-delete",
-            "--timeout",
-            "60",
-        ],
-    )
-    .wait(GST_LIMIT);
+    let viewer = watch_5s(&server, room, "gst watch+decode", true);
     publisher.stop();
     let published = publisher.wait(GST_LIMIT);
     viewer.assert_success();
