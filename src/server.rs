@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::directory::{Directory, Limits};
 use crate::http::{self, AppState, Policy, SignalingCounters, StatsSampler};
 use crate::net::{self, bind_reuseport};
-use crate::sfu::PeerSetup;
+use crate::sfu::{IdRng, PeerSetup};
 use crate::shard::{self, Control, Shard, ShardHandle};
 
 /// Why the server could not start.
@@ -157,6 +157,9 @@ impl Server {
                 max_bitrate_out: config.max_bitrate_out,
                 dtls_cert: Some(dtls_cert),
                 crypto: crate::dtls::crypto_provider(),
+                // Session ids and ICE credentials leave the process: the
+                // OS CSPRNG, never a seeded source.
+                rng: IdRng::os(),
             },
             max_body: config.max_body,
             body_timeout: config.body_timeout,

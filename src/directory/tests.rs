@@ -4,7 +4,7 @@ use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
 
 use super::*;
-use crate::sfu::{PeerSetup, accept_offer};
+use crate::sfu::{IdRng, PeerSetup, accept_offer};
 
 fn offer(direction: Direction) -> String {
     let mut rtc = Rtc::new(Instant::now());
@@ -25,6 +25,8 @@ fn peer(directory: &Directory, role: Role, room: &str) -> Peer {
         max_bitrate_out: 0,
         dtls_cert: None,
         crypto: crate::dtls::crypto_provider(),
+        // A fresh setup per peer: a seeded source would repeat its ids.
+        rng: IdRng::os(),
     };
     let (direction, publisher) = match role {
         Role::Publisher => (Direction::SendOnly, None),

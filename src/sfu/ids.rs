@@ -1,19 +1,129 @@
-//! Identifiers that leave the process (session URLs, ICE credentials): all
-//! drawn from the OS CSPRNG, never from str0m's non-cryptographic RNG.
+//! Identifiers that leave the process (session URLs, ICE credentials, ICE
+//! tiebreakers), all drawn from an [`IdRng`] the caller hands in — never from
+//! str0m's non-cryptographic RNG. The server's is [`IdRng::os`], the OS
+//! CSPRNG: session ids are the only handle on a session URL and must stay
+//! unguessable. Tests and simulations may use [`IdRng::insecure_seeded`], a
+//! SplitMix64 stream, so that a run can be replayed with the same
+//! identifiers. Nothing else in `sfu` draws randomness of its own.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A session's id: 128 bits from the OS CSPRNG, shown as 32 hex digits in
-/// its URL (`/session/{id}`).
+/// Where the core's identifiers come from; carried by
+/// [`PeerSetup`](super::PeerSetup) into every peer. Clones share one
+/// stream: a seeded source cloned into two peers still hands them
+/// different identifiers.
+#[derive(Clone)]
+pub struct IdRng(Source);
+
+#[derive(Clone)]
+enum Source {
+    Os,
+    /// SplitMix64 state (advanced atomically, so clones share the stream).
+    InsecureSeeded(Arc<AtomicU64>),
+}
+
+impl IdRng {
+    /// The OS CSPRNG (`getrandom`): what the server uses.
+    pub fn os() -> Self {
+        Self(Source::Os)
+    }
+
+    /// A deterministic stream from `seed` (SplitMix64), for tests and
+    /// simulations that replay a run. **Insecure**: every identifier it
+    /// gives is predictable from the seed, so a server built on it hands
+    /// out guessable session URLs and ICE credentials. No configuration or
+    /// CLI option selects it; only code that names this function does.
+    pub fn insecure_seeded(seed: u64) -> Self {
+        Self(Source::InsecureSeeded(Arc::new(AtomicU64::new(seed))))
+    }
+
+    /// Whether this is a seeded (insecure) source.
+    pub fn is_insecure(&self) -> bool {
+        matches!(self.0, Source::InsecureSeeded(_))
+    }
+
+    /// A fresh session id.
+    pub fn session_id(&self) -> SessionId {
+        let mut bytes = [0u8; 16];
+        self.fill(&mut bytes);
+        SessionId(bytes)
+    }
+
+    /// `len` characters from `[A-Za-z0-9]` (ICE ufrag and password: RFC
+    /// 8839 allows these characters).
+    pub fn token(&self, len: usize) -> String {
+        const ALPHABET: &[u8; 62] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut out = String::with_capacity(len);
+        let mut bytes = [0u8; 64];
+        while out.len() < len {
+            self.fill(&mut bytes);
+            // 62 * 4 = 248: rejecting bytes ≥ 248 keeps the choice uniform.
+            for &b in bytes.iter().filter(|&&b| b < 248) {
+                if out.len() == len {
+                    break;
+                }
+                out.push(ALPHABET[usize::from(b % 62)] as char);
+            }
+        }
+        out
+    }
+
+    /// A random `u64` (ICE tiebreakers).
+    pub fn u64(&self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.fill(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+
+    fn fill(&self, buf: &mut [u8]) {
+        match &self.0 {
+            // The OS CSPRNG failing is not something a server can recover
+            // from: every credential it would hand out would be guessable.
+            Source::Os => getrandom::fill(buf).expect("the OS random number generator failed"),
+            Source::InsecureSeeded(state) => {
+                for chunk in buf.chunks_mut(8) {
+                    let word = splitmix64(state).to_le_bytes();
+                    chunk.copy_from_slice(&word[..chunk.len()]);
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for IdRng {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the state: it would predict every identifier to come.
+        match self.0 {
+            Source::Os => f.write_str("IdRng::Os"),
+            Source::InsecureSeeded(_) => f.write_str("IdRng::InsecureSeeded"),
+        }
+    }
+}
+
+/// One SplitMix64 step (Steele, Lea, Flood 2014; the seeder of xoshiro).
+fn splitmix64(state: &AtomicU64) -> u64 {
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut z = state
+        .fetch_add(GAMMA, Ordering::Relaxed)
+        .wrapping_add(GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A session's id: 128 bits from an [`IdRng`] (the server's: the OS
+/// CSPRNG), shown as 32 hex digits in its URL (`/session/{id}`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId([u8; 16]);
 
 impl SessionId {
-    /// A fresh random id.
+    /// A fresh id from the OS CSPRNG (for callers outside the core, such as
+    /// tests that need an id no session has).
     pub fn random() -> Self {
-        let mut bytes = [0u8; 16];
-        fill_random(&mut bytes);
-        Self(bytes)
+        IdRng::os().session_id()
     }
 
     /// Parses the 32-hex-digit form; `None` for anything else.
@@ -52,38 +162,6 @@ pub enum Role {
 /// characters of 62 carry 95 bits).
 pub const UFRAG_LEN: usize = 16;
 
-/// `len` characters from `[A-Za-z0-9]`, drawn from the OS CSPRNG (used for ICE
-/// ufrag and password: RFC 8839 allows these characters).
-pub fn random_token(len: usize) -> String {
-    const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::with_capacity(len);
-    let mut bytes = [0u8; 64];
-    while out.len() < len {
-        fill_random(&mut bytes);
-        // 62 * 4 = 248: rejecting bytes ≥ 248 keeps the choice uniform.
-        for &b in bytes.iter().filter(|&&b| b < 248) {
-            if out.len() == len {
-                break;
-            }
-            out.push(ALPHABET[usize::from(b % 62)] as char);
-        }
-    }
-    out
-}
-
-/// A random `u64` from the OS CSPRNG (ICE tiebreakers).
-pub fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    fill_random(&mut bytes);
-    u64::from_ne_bytes(bytes)
-}
-
-fn fill_random(buf: &mut [u8]) {
-    // The OS CSPRNG failing is not something a server can recover from: every
-    // credential it would hand out would be guessable.
-    getrandom::fill(buf).expect("the OS random number generator failed");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,9 +179,25 @@ mod tests {
 
     #[test]
     fn tokens_have_the_asked_length_and_alphabet() {
-        let t = random_token(24);
-        assert_eq!(t.len(), 24);
-        assert!(t.chars().all(|c| c.is_ascii_alphanumeric()));
-        assert_ne!(random_token(24), t);
+        for rng in [IdRng::os(), IdRng::insecure_seeded(7)] {
+            let t = rng.token(24);
+            assert_eq!(t.len(), 24);
+            assert!(t.chars().all(|c| c.is_ascii_alphanumeric()));
+            assert_ne!(rng.token(24), t);
+        }
+    }
+
+    #[test]
+    fn a_seeded_source_replays_and_its_clones_share_the_stream() {
+        let draw = |rng: &IdRng| (rng.session_id(), rng.token(16), rng.u64());
+        let (a, b) = (IdRng::insecure_seeded(1), IdRng::insecure_seeded(1));
+        assert_eq!(draw(&a), draw(&b));
+        assert_ne!(draw(&a), draw(&IdRng::insecure_seeded(2)));
+        let clone = a.clone();
+        assert_ne!(draw(&a), draw(&clone), "a clone continues the stream");
+        assert!(a.is_insecure() && !IdRng::os().is_insecure());
+        assert_eq!(format!("{:?}", IdRng::os()), "IdRng::Os");
+        // SplitMix64's published first output for seed 0.
+        assert_eq!(IdRng::insecure_seeded(0).u64(), 0xE220_A839_7B1D_CDAF);
     }
 }

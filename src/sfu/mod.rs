@@ -4,7 +4,9 @@
 //!
 //! Nothing here touches a socket, a thread or the clock: every function that
 //! needs time takes `now: Instant`, every datagram comes in as a slice and goes
-//! out as a [`str0m::net::Transmit`] in [`Outputs`]. The shard drives it.
+//! out as a [`str0m::net::Transmit`] in [`Outputs`]. The shard drives it. Its
+//! randomness (session ids, ICE credentials and tiebreakers) comes from the
+//! caller's [`IdRng`] in [`PeerSetup`].
 
 mod bitrate;
 mod egress;
@@ -32,7 +34,7 @@ mod tests;
 mod trickle;
 
 pub use bitrate::BitrateLimit;
-pub use ids::{Role, SessionId, UFRAG_LEN, random_token, random_u64};
+pub use ids::{IdRng, Role, SessionId, UFRAG_LEN};
 pub use keyframe::KeyframeThrottle;
 pub use offer::{OfferError, PeerSetup, accept_offer, scrub};
 pub use peer::{CloseReason, Forwarded, Outputs, Peer, PeerEvent};

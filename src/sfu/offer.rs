@@ -1,7 +1,8 @@
 //! From an SDP offer to a [`Peer`] and its answer: validate the offer against
 //! the WHIP/WHEP rules for the role, build the `Rtc` (RTP mode, ICE-lite,
-//! credentials from the OS CSPRNG, our host candidates), let str0m negotiate,
-//! and check that what was negotiated can be served — else a 422 naming why.
+//! credentials from the setup's [`IdRng`], our host candidates), let str0m
+//! negotiate, and check that what was negotiated can be served — else a 422
+//! naming why.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use super::keyframe::KeyframeThrottle;
 use super::peer::{PublisherSide, Side, Timeouts, ViewerSide, ViewerTrack, can_receive};
 use super::room::{PublishedMedia, PublishedTrack, RoomShared};
 use super::sdp::{self, SectionDirection, SectionKind};
-use super::{Peer, Role, SessionId, random_token};
+use super::{IdRng, Peer, Role};
 
 /// What every new peer is built with.
 #[derive(Debug, Clone)]
@@ -40,6 +41,10 @@ pub struct PeerSetup {
     /// `crate::dtls::crypto_provider()` (DTLS on OpenSSL, so RSA peers
     /// connect; SRTP on aws-lc-rs). The core only hands it to str0m.
     pub crypto: Arc<CryptoProvider>,
+    /// Where session ids, ICE credentials (also an ICE restart's) and ICE
+    /// tiebreakers come from: [`IdRng::os`] in the server; a seeded one in
+    /// `sim` so that a test replays a run. Every peer keeps a clone.
+    pub rng: IdRng,
 }
 
 /// Why an offer was refused; the HTTP layer maps these to 400 and 422.
@@ -78,8 +83,8 @@ pub fn accept_offer(
         .ice_creds()
         .or_else(|| parsed.media_lines.iter().find_map(|m| m.ice_creds()));
     let local_ice = IceCreds {
-        ufrag: random_token(super::UFRAG_LEN),
-        pass: random_token(32),
+        ufrag: setup.rng.token(super::UFRAG_LEN),
+        pass: setup.rng.token(32),
     };
     let mut config = Rtc::builder()
         .set_rtp_mode(true)
@@ -114,7 +119,7 @@ pub fn accept_offer(
     };
     let placeholder = Arc::new(RoomShared::new(0, room.to_owned()));
     let mut peer = Peer::new(
-        SessionId::random(),
+        setup.rng.session_id(),
         role,
         placeholder,
         local_ice,
@@ -122,6 +127,7 @@ pub fn accept_offer(
         rtc,
         side,
         timeouts,
+        setup.rng.clone(),
         now,
     );
     peer.limit_bitrate(setup.max_bitrate_in, setup.max_bitrate_out);

@@ -2,7 +2,9 @@
 //! publisher, N viewers) and our server [`Peer`]s exchange datagrams without
 //! sockets, and time is an `Instant` advanced by hand. The sfu's unit tests
 //! and the `forward` benchmark build on it. A harness: it panics when setup
-//! fails, which in a test or bench is the right report.
+//! fails, which in a test or bench is the right report. Its server peers
+//! draw their identifiers from a seeded [`IdRng`] ([`setup`], [`setup_seeded`]),
+//! so a run can be replayed; never use that setup for a real server.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use super::{Outputs, Peer, PeerEvent, PeerSetup, Role, accept_offer};
+use super::{IdRng, Outputs, Peer, PeerEvent, PeerSetup, Role, accept_offer};
 
 /// The server's (virtual) address.
 pub const SERVER: &str = "127.0.0.1:5000";
@@ -34,6 +36,8 @@ pub struct World {
     pub publisher: (ClientEnd, Peer),
     pub viewers: Vec<(ClientEnd, Peer)>,
     pub out: Outputs,
+    /// The server's SDP answers: the publisher's, then each viewer's.
+    pub answers: Vec<String>,
     pub keyframe_asks: usize,
     /// Keyframe requests each viewer made while media was written to it.
     pub viewer_keyframe_asks: Vec<usize>,
@@ -43,8 +47,20 @@ pub struct World {
     held: Vec<(SocketAddr, Transmit)>,
 }
 
-/// The setup every simulated server peer gets.
+/// The seed of [`setup`]'s identifiers.
+pub const SEED: u64 = 0x5eed_0000_0000_0011;
+
+/// The setup every simulated server peer gets: [`setup_seeded`] with
+/// [`SEED`]. Peers built from one setup (or its clones) get distinct
+/// identifiers; two setups made by two calls repeat each other's.
 pub fn setup() -> PeerSetup {
+    setup_seeded(SEED)
+}
+
+/// The simulated setup with identifiers from [`IdRng::insecure_seeded`]
+/// (`seed`): the same seed and the same calls give the same session ids and
+/// ICE credentials.
+pub fn setup_seeded(seed: u64) -> PeerSetup {
     PeerSetup {
         candidates: vec![SERVER.parse().unwrap()],
         connect_timeout: Duration::from_secs(15),
@@ -54,6 +70,7 @@ pub fn setup() -> PeerSetup {
         max_bitrate_out: 0,
         dtls_cert: Some(shared_cert()),
         crypto: crate::dtls::crypto_provider(),
+        rng: IdRng::insecure_seeded(seed),
     }
 }
 
@@ -118,16 +135,24 @@ pub fn client_at(
 
 impl World {
     /// A publisher (VP8 on PT 96) and `viewers` viewers (VP8 on PT 100, H264
-    /// too), answered but not yet connected.
+    /// too), answered but not yet connected; server peers built from
+    /// [`setup`].
     pub fn new(viewers: usize) -> Self {
+        Self::with_setup(viewers, &setup())
+    }
+
+    /// Like [`World::new`], every server peer built from `setup` (one
+    /// identifier stream for them all, publisher first).
+    pub fn with_setup(viewers: usize, setup: &PeerSetup) -> Self {
         let now = Instant::now();
         let (mut pc, offer, pending) = client(now, 6000, Direction::SendOnly, 96, false);
         let (publisher, answer) =
-            accept_offer(Role::Publisher, &offer, &setup(), "test", None, 1, now).unwrap();
+            accept_offer(Role::Publisher, &offer, setup, "test", None, 1, now).unwrap();
         pc.rtc
             .sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
             .unwrap();
+        let mut answers = vec![answer];
         let media = publisher.published_media().unwrap().clone();
         let count = viewers;
         let viewers = (0..count)
@@ -136,12 +161,13 @@ impl World {
                 let (mut vc, offer, pending) =
                     client(now, 7000 + i as u16, Direction::RecvOnly, 100, true);
                 let (peer, answer) =
-                    accept_offer(Role::Viewer, &offer, &setup(), "test", Some(&media), 0, now)
+                    accept_offer(Role::Viewer, &offer, setup, "test", Some(&media), 0, now)
                         .unwrap();
                 vc.rtc
                     .sdp_api()
                     .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
                     .unwrap();
+                answers.push(answer);
                 (vc, peer)
             })
             .collect();
@@ -151,6 +177,7 @@ impl World {
             publisher: (pc, publisher),
             viewers,
             out: Outputs::default(),
+            answers,
             keyframe_asks: 0,
             viewer_keyframe_asks: vec![0; count],
             next_seq: 0,

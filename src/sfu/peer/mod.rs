@@ -27,7 +27,7 @@ use super::recovery::{StartHold, allow_resends};
 use super::rewrite::Rewriter;
 use super::room::{PublishedMedia, RoomShared};
 use super::stun_repair::{Repair, repair_binding_request};
-use super::{Role, SessionId, random_u64};
+use super::{IdRng, Role, SessionId};
 
 mod patch;
 
@@ -185,6 +185,8 @@ pub struct Peer {
     remote_candidates: usize,
     /// ICE-CONTROLLING tiebreaker for repaired requests.
     tiebreaker: u64,
+    /// Where an ICE restart's credentials come from (the setup's source).
+    rng: IdRng,
     rtc: Rtc,
     side: Side,
     timeouts: Timeouts,
@@ -221,6 +223,7 @@ impl Peer {
         mut rtc: Rtc,
         side: Side,
         timeouts: Timeouts,
+        rng: IdRng,
         now: Instant,
     ) -> Self {
         let start_hold = match &side {
@@ -244,7 +247,8 @@ impl Peer {
             pwd: local_ice.pass,
             remote_ice,
             remote_candidates: 0,
-            tiebreaker: random_u64(),
+            tiebreaker: rng.u64(),
+            rng,
             rtc,
             side,
             timeouts,

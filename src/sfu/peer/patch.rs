@@ -8,8 +8,8 @@ use str0m::IceCreds;
 use str0m::media::{MediaKind, Mid};
 use tracing::debug;
 
+use super::super::UFRAG_LEN;
 use super::super::trickle::{IcePatch, MAX_REMOTE_CANDIDATES, PatchError, PatchOutcome};
-use super::super::{UFRAG_LEN, random_token};
 use super::{Outputs, Peer, Side};
 
 impl Peer {
@@ -17,7 +17,7 @@ impl Peer {
     /// `If-Match` against [`Peer::etag`], then either adds the trickled
     /// candidates, or — when the fragment names ICE credentials other than
     /// the client's current ones — restarts ICE: new local credentials from
-    /// the OS CSPRNG, the client's new ones, then its candidates. Nothing
+    /// the peer's [`IdRng`](super::super::IdRng) (the setup's), the client's new ones, then its candidates. Nothing
     /// changes when it returns an error, so a refused restart leaves the
     /// current ICE session running.
     ///
@@ -58,8 +58,8 @@ impl Peer {
             return Ok(PatchOutcome::Trickled { added, skipped });
         };
         let local = IceCreds {
-            ufrag: random_token(UFRAG_LEN),
-            pass: random_token(32),
+            ufrag: self.rng.token(UFRAG_LEN),
+            pass: self.rng.token(32),
         };
         let (new_local, new_remote) = (local.clone(), remote.clone());
         self.guarded(now, out, |rtc, _| {
