@@ -10,7 +10,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Flags, ServerProc, spawn_client};
+use common::{Flags, ServerProc, media_flows, spawn_client};
 use uringcast::client::payload::Kind;
 use uringcast::client::{ClientOptions, ClientRole, KeyType, Setup, Signaling};
 
@@ -82,37 +82,10 @@ fn rsa_and_ecdsa_peers_get_media_as_dtls_client_and_as_dtls_server() {
 #[test]
 fn an_rsa_publisher_reaches_an_ecdsa_viewer() {
     let server = ServerProc::start(&["--shards", "1"]);
-    let flags = Flags::default();
-    let limit = Duration::from_secs(30);
-    let publisher = spawn_client(
-        &server.base,
+    media_flows(
+        &server,
         "mixed",
-        ClientRole::Publish,
         options(KeyType::Rsa2048, Setup::ActPass),
-        &flags,
-        limit,
-    );
-    let viewer = spawn_client(
-        &server.base,
-        "mixed",
-        ClientRole::Watch,
         options(KeyType::EcdsaP256, Setup::Passive),
-        &flags,
-        limit,
-    );
-    assert!(
-        flags.wait_connected(2, Duration::from_secs(15)),
-        "{}",
-        server.stats()
-    );
-    flags.send.store(true, Ordering::Relaxed);
-    std::thread::sleep(Duration::from_millis(1500));
-    flags.stop.store(true, Ordering::Relaxed);
-    let (publisher, viewer) = (publisher.join(), viewer.join());
-    let sent = publisher.sent(Kind::Video);
-    let got = viewer.received(Kind::Video).unique();
-    assert!(
-        sent > 30 && got * 100 >= sent * 95,
-        "video: {got} of {sent}"
     );
 }

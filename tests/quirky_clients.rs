@@ -10,66 +10,20 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{Flags, ServerProc, header, http, spawn_client};
+use common::{ServerProc, header, http, media_flows};
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
-use uringcast::client::payload::Kind;
 use uringcast::client::{Candidates, Client, ClientOptions, ClientRole, Setup, Signaling};
 
-/// Publishes with `publisher` options and watches with `viewer` options in
-/// `room` for ~1.5 s; asserts the viewer got ≥ 95 % of the video and audio.
-fn media_flows(
-    server: &ServerProc,
-    room: &str,
-    publisher: Signaling,
-    viewer: Signaling,
-) -> (Client, Client) {
-    let flags = Flags::default();
-    let limit = Duration::from_secs(20);
-    let options = |signaling| ClientOptions {
+/// Client options that differ from the default only in `signaling`.
+fn quirks(signaling: Signaling) -> ClientOptions {
+    ClientOptions {
         signaling,
         ..Default::default()
-    };
-    let p = spawn_client(
-        &server.base,
-        room,
-        ClientRole::Publish,
-        options(publisher),
-        &flags,
-        limit,
-    );
-    let v = spawn_client(
-        &server.base,
-        room,
-        ClientRole::Watch,
-        options(viewer),
-        &flags,
-        limit,
-    );
-    assert!(
-        flags.wait_connected(2, Duration::from_secs(10)),
-        "both connected: {}",
-        server.stats()
-    );
-    flags.send.store(true, Ordering::Relaxed);
-    std::thread::sleep(Duration::from_millis(1500));
-    flags.stop.store(true, Ordering::Relaxed);
-    let viewer = v.join();
-    let publisher = p.join();
-    for kind in [Kind::Video, Kind::Audio] {
-        let sent = publisher.sent(kind);
-        let got = viewer.received(kind).unique();
-        assert!(
-            sent > 50 && got * 100 >= sent * 95,
-            "{kind:?}: {got} of {sent}"
-        );
-        assert_eq!(viewer.received(kind).summary().corrupt, 0);
     }
-    (publisher, viewer)
 }
 
 #[test]
@@ -79,7 +33,7 @@ fn obs_offers_no_candidates_and_never_trickles() {
         candidates: Candidates::Omitted,
         ..Default::default()
     };
-    media_flows(&server, "obs", obs.clone(), obs);
+    media_flows(&server, "obs", quirks(obs.clone()), quirks(obs));
     let signaling = &server.stats()["signaling"];
     assert_eq!(
         signaling["trickles"], 0,
@@ -118,7 +72,7 @@ fn ffmpeg_offers_setup_passive_and_the_server_becomes_the_dtls_client() {
         "{answer}"
     );
 
-    media_flows(&server, "passive", passive.clone(), passive);
+    media_flows(&server, "passive", quirks(passive.clone()), quirks(passive));
 }
 
 #[test]
@@ -130,7 +84,8 @@ fn ffmpeg_stun_without_priority_or_ice_controlling_connects() {
         candidates: Candidates::Omitted,
         ..Default::default()
     };
-    let (publisher, viewer) = media_flows(&server, "ffmpeg", ffmpeg.clone(), ffmpeg);
+    let (publisher, viewer) =
+        media_flows(&server, "ffmpeg", quirks(ffmpeg.clone()), quirks(ffmpeg));
     assert!(publisher.checks_rewritten() > 0);
     assert!(viewer.checks_rewritten() > 0);
 }
@@ -144,7 +99,7 @@ fn an_etag_request_header_stands_in_for_if_match() {
         token: Some("undefined".into()),
         ..Default::default()
     };
-    media_flows(&server, "eyevinn", eyevinn.clone(), eyevinn);
+    media_flows(&server, "eyevinn", quirks(eyevinn.clone()), quirks(eyevinn));
     let signaling = &server.stats()["signaling"];
     assert_eq!(signaling["trickles"], 2, "both PATCHes took: {signaling}");
 }
@@ -156,7 +111,12 @@ fn bearer_undefined_without_auth_gets_media() {
         token: Some("undefined".into()),
         ..Default::default()
     };
-    let (publisher, _) = media_flows(&server, "undef", undefined.clone(), undefined);
+    let (publisher, _) = media_flows(
+        &server,
+        "undef",
+        quirks(undefined.clone()),
+        quirks(undefined),
+    );
     assert_eq!(publisher.delete().expect("DELETE"), 200);
 }
 

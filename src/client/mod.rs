@@ -432,15 +432,7 @@ impl Client {
         };
         let now = Instant::now();
         if !self.start_hold.hold(now, source, self.local, data) {
-            let input = Input::Receive(
-                now,
-                Receive {
-                    proto: Protocol::Udp,
-                    source,
-                    destination: self.local,
-                    contents,
-                },
-            );
+            let input = udp_input(now, source, self.local, contents);
             self.rtc.handle_input(input)?;
             self.drain()?;
         }
@@ -456,15 +448,7 @@ impl Client {
             let Ok(contents) = held.data.as_slice().try_into() else {
                 continue;
             };
-            let input = Input::Receive(
-                now,
-                Receive {
-                    proto: Protocol::Udp,
-                    source: held.source,
-                    destination: held.destination,
-                    contents,
-                },
-            );
+            let input = udp_input(now, held.source, held.destination, contents);
             self.rtc.handle_input(input)?;
             self.drain()?;
         }
@@ -667,6 +651,24 @@ fn resolve(base: &str, location: &str) -> String {
         .find('/')
         .map_or(base.len(), |i| scheme_end + i);
     format!("{}{}", &base[..origin_end], location)
+}
+
+/// A UDP datagram from `source` to `destination`, as str0m takes it.
+fn udp_input<'a>(
+    now: Instant,
+    source: SocketAddr,
+    destination: SocketAddr,
+    contents: str0m::net::DatagramRecv<'a>,
+) -> Input<'a> {
+    Input::Receive(
+        now,
+        Receive {
+            proto: Protocol::Udp,
+            source,
+            destination,
+            contents,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -126,12 +126,10 @@ fn srtp_profile(id: SrtpProfileId) -> Option<SrtpProfile> {
 }
 
 impl Instance {
-    pub(super) fn new(
-        ctx: &SslContext,
-        now: Instant,
-        mtu: Option<usize>,
-    ) -> Result<Self, ErrorStack> {
-        Ok(Self {
+    /// An instance of `ctx` with no role yet: its `Ssl` is made at
+    /// `set_active`, when str0m knows who is the DTLS client.
+    pub(super) fn new(ctx: &SslContext, now: Instant, mtu: Option<usize>) -> Self {
+        Self {
             ctx: ctx.clone(),
             mtu,
             stream: None,
@@ -141,7 +139,7 @@ impl Instance {
             pending: VecDeque::new(),
             timer: None,
             now,
-        })
+        }
     }
 
     fn start(&mut self, active: bool) -> Result<(), ErrorStack> {

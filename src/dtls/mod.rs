@@ -239,7 +239,7 @@ impl DtlsProvider for OpensslDtls {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .get(cert)?;
-            Ok(instance::Instance::new(&ctx, now, mtu)?)
+            Ok(instance::Instance::new(&ctx, now, mtu))
         };
         match setup() {
             Ok(instance) => Ok(Box::new(instance)),

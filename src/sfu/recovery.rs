@@ -171,7 +171,7 @@ impl StartHold {
     /// str0m delivered a packet of `ssrc`: the stream has started, and its
     /// packets pass unheld from now on.
     pub fn confirm(&mut self, ssrc: u32) {
-        if self.started.last() == Some(&ssrc) || self.started.contains(&ssrc) {
+        if self.started.contains(&ssrc) {
             return;
         }
         if self.started.len() >= MAX_STARTED {

@@ -499,3 +499,48 @@ pub fn start_https(cert: &std::path::Path, key: &std::path::Path, extra: &[&str]
     args.extend_from_slice(extra);
     ServerProc::start(&args)
 }
+
+/// Publishes with `publisher` options and watches with `viewer` options in
+/// `room` for ~1.5 s; asserts the viewer got ≥ 95 % of the video and audio,
+/// none corrupt.
+pub fn media_flows(
+    server: &ServerProc,
+    room: &str,
+    publisher: ClientOptions,
+    viewer: ClientOptions,
+) -> (Client, Client) {
+    let flags = Flags::default();
+    let limit = Duration::from_secs(20);
+    let p = spawn_client(
+        &server.base,
+        room,
+        ClientRole::Publish,
+        publisher,
+        &flags,
+        limit,
+    );
+    let v = spawn_client(&server.base, room, ClientRole::Watch, viewer, &flags, limit);
+    assert!(
+        flags.wait_connected(2, Duration::from_secs(10)),
+        "both connected: {}",
+        server.stats()
+    );
+    flags.send.store(true, std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1500));
+    flags.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let viewer = v.join();
+    let publisher = p.join();
+    for kind in [
+        uringcast::client::payload::Kind::Video,
+        uringcast::client::payload::Kind::Audio,
+    ] {
+        let sent = publisher.sent(kind);
+        let got = viewer.received(kind).unique();
+        assert!(
+            sent > 50 && got * 100 >= sent * 95,
+            "{kind:?}: {got} of {sent}"
+        );
+        assert_eq!(viewer.received(kind).summary().corrupt, 0);
+    }
+    (publisher, viewer)
+}
