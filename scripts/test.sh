@@ -19,6 +19,9 @@ as_root() {
     fi
 }
 need_apt=()
+# The build links the system OpenSSL (src/dtls): headers and pkg-config.
+{ command -v pkg-config >/dev/null && pkg-config --exists openssl; } ||
+    need_apt+=(libssl-dev pkg-config)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
@@ -30,10 +33,10 @@ for pkg in gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugi
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
-    echo "test.sh: installing ${need_apt[*]} for the browser and GStreamer tests" >&2
+    echo "test.sh: installing ${need_apt[*]} for the build, the browser and GStreamer tests" >&2
     if ! { as_root apt-get update -qq &&
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null; }; then
-        echo "test.sh: could not install ${need_apt[*]} (needs root or sudo); the browser or GStreamer test will fail" >&2
+        echo "test.sh: could not install ${need_apt[*]} (needs root or sudo); the build, the browser or the GStreamer test will fail" >&2
     fi
 fi
 browser=tests/browser
