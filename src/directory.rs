@@ -309,6 +309,8 @@ impl Directory {
                     .published_media()
                     .cloned()
                     .ok_or_else(|| InsertError::RoomHasNoPublisher(name.clone()))?;
+                // A WHIP publisher feeds the room's main feed (WHEP viewers).
+                room.shared.set_main(Some(media.clone()));
                 room.publisher = Some((id, media));
             }
             Role::Viewer => {
@@ -594,8 +596,10 @@ fn remove_locked(inner: &mut Inner, id: SessionId) -> Option<Place> {
     }
     if let Some(room) = inner.rooms.get_mut(&entry.room) {
         room.sessions = room.sessions.saturating_sub(1);
-        if entry.role == Role::Publisher && room.publisher.as_ref().is_some_and(|(p, _)| *p == id) {
-            room.publisher = None;
+        if entry.role == Role::Publisher
+            && let Some((_, media)) = room.publisher.take_if(|(p, _)| *p == id)
+        {
+            room.shared.clear_main(media.publisher);
         }
         let empty = room.sessions == 0;
         drop_if_empty(inner, &entry.room, empty);

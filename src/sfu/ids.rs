@@ -10,6 +10,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use str0m::media::MediaKind;
+
 /// Where the core's identifiers come from; carried by
 /// [`PeerSetup`](super::PeerSetup) into every peer. Clones share one
 /// stream: a seeded source cloned into two peers still hands them
@@ -148,6 +150,35 @@ impl fmt::Debug for SessionId {
     }
 }
 
+/// One published track, unique for the life of the process: the publisher
+/// number of its session (never 0) and the track's index in that session.
+/// Nothing about it is secret: it names a track in stats and events, never
+/// authorizes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackId(u64);
+
+impl TrackId {
+    /// Track `index` of publisher number `publisher`.
+    pub fn new(publisher: u64, index: u8) -> Self {
+        Self(publisher << 8 | u64::from(index))
+    }
+
+    /// The number, as events and stats show it.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// What a subscriber's outgoing track is fed from: one published track, or
+/// a room's *main* feed of one kind (what a WHEP viewer watches: the packets
+/// of whichever publisher is the room's main one, rewritten into one
+/// continuous stream when it changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Feed {
+    Track(TrackId),
+    Main { room: u64, kind: MediaKind },
+}
+
 /// What a session does in its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -199,5 +230,12 @@ mod tests {
         assert_eq!(format!("{:?}", IdRng::os()), "IdRng::Os");
         // SplitMix64's published first output for seed 0.
         assert_eq!(IdRng::insecure_seeded(0).u64(), 0xE220_A839_7B1D_CDAF);
+    }
+
+    #[test]
+    fn track_ids_of_different_publishers_or_indices_differ() {
+        assert_eq!(TrackId::new(1, 0).get(), 256);
+        assert_ne!(TrackId::new(1, 1), TrackId::new(2, 1));
+        assert_ne!(TrackId::new(1, 1), TrackId::new(1, 2));
     }
 }

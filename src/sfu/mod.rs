@@ -34,13 +34,13 @@ mod tests;
 mod trickle;
 
 pub use bitrate::BitrateLimit;
-pub use ids::{IdRng, Role, SessionId, UFRAG_LEN};
+pub use ids::{Feed, IdRng, Role, SessionId, TrackId, UFRAG_LEN};
 pub use keyframe::KeyframeThrottle;
 pub use offer::{OfferError, PeerSetup, accept_offer, scrub};
 pub use peer::{CloseReason, Forwarded, Outputs, Peer, PeerEvent};
 pub use rewrite::{Rewriter, Rewritten};
-pub use room::{PublishedMedia, PublishedTrack, RoomShared};
-pub use router::Router;
+pub use room::{Audience, PublishedMedia, PublishedTrack, RoomShared};
+pub use router::{FeedSource, Router};
 pub use stun_repair::{
     ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE, Repair,
     hmac_sha1, rebuild_binding_request, repair_binding_request,

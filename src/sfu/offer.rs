@@ -14,10 +14,11 @@ use str0m::media::{Direction, MediaKind, Mid};
 use str0m::{Candidate, IceCreds, Rtc};
 
 use super::keyframe::KeyframeThrottle;
-use super::peer::{PublisherSide, Side, Timeouts, ViewerSide, ViewerTrack, can_receive};
+use super::peer::{PublisherSide, Side, SubscriberSide, Timeouts, TrackOut, can_receive};
 use super::room::{PublishedMedia, PublishedTrack, RoomShared};
+use super::router::FeedSource;
 use super::sdp::{self, SectionDirection, SectionKind};
-use super::{IdRng, Peer, Role};
+use super::{IdRng, Peer, Role, TrackId};
 
 /// What every new peer is built with.
 #[derive(Debug, Clone)]
@@ -60,9 +61,10 @@ pub enum OfferError {
 
 /// Builds a peer for `role` in room `room` from `offer`. A viewer's offer is
 /// checked against `publisher` (the room's current publisher media), which it
-/// must be able to receive. A publisher's session gets `generation` as its
-/// media generation. The peer's room is a detached placeholder until the
-/// directory attaches the real one ([`Peer::set_room`]).
+/// must be able to receive; its tracks are fed by the room's main feeds. A
+/// publisher's session gets `generation` as its publisher number (never 0),
+/// its tracks' ids derive from it. The peer's room is a detached placeholder
+/// until the directory attaches the real one ([`Peer::set_room`]).
 pub fn accept_offer(
     role: Role,
     offer: &str,
@@ -105,19 +107,19 @@ pub fn accept_offer(
         .accept_offer(parsed)
         .map_err(|e| OfferError::Unacceptable(format!("cannot answer this offer: {e}")))?;
 
+    let placeholder = Arc::new(RoomShared::new(0, room.to_owned()));
     let side = match role {
         Role::Publisher => publisher_side(&rtc, &media_sections, generation, setup)?,
         Role::Viewer => {
             let publisher = publisher
                 .ok_or_else(|| OfferError::Unacceptable("the room has no publisher".into()))?;
-            viewer_side(&rtc, &media_sections, publisher)?
+            viewer_side(&rtc, &media_sections, publisher, &placeholder)?
         }
     };
     let timeouts = Timeouts {
         connect: setup.connect_timeout,
         ice: setup.ice_timeout,
     };
-    let placeholder = Arc::new(RoomShared::new(0, room.to_owned()));
     let mut peer = Peer::new(
         setup.rng.session_id(),
         role,
@@ -212,11 +214,13 @@ fn publisher_side(
         if params.is_empty() {
             continue;
         }
-        tracks.push(PublishedTrack {
-            mid: *mid,
-            kind: *kind,
+        let index = u8::try_from(tracks.len()).unwrap_or(u8::MAX);
+        tracks.push(Arc::new(PublishedTrack::new(
+            TrackId::new(generation, index),
+            *mid,
+            *kind,
             params,
-        });
+        )));
     }
     if tracks.is_empty() {
         return Err(OfferError::Unacceptable(
@@ -230,7 +234,10 @@ fn publisher_side(
         .map(|t| (t.mid, KeyframeThrottle::new(setup.keyframe_interval)))
         .collect();
     Ok(Side::Publisher(PublisherSide {
-        media: Arc::new(PublishedMedia { generation, tracks }),
+        media: Arc::new(PublishedMedia {
+            publisher: generation,
+            tracks,
+        }),
         ssrcs: Vec::new(),
         keyframes,
     }))
@@ -240,6 +247,7 @@ fn viewer_side(
     rtc: &Rtc,
     sections: &[(Mid, MediaKind)],
     publisher: &PublishedMedia,
+    room: &Arc<RoomShared>,
 ) -> Result<Side, OfferError> {
     let mut tracks = Vec::new();
     let mut missing = Vec::new();
@@ -252,8 +260,9 @@ fn viewer_side(
             .media(*mid)
             .filter(|media| media.direction() == Direction::SendOnly)
             .and_then(|_| {
-                let mut track = ViewerTrack::new(*mid, *kind);
-                can_receive(rtc, &mut track, publisher).then_some(track)
+                let source = FeedSource::Main(room.clone(), *kind);
+                let mut track = TrackOut::new(*mid, *kind, source);
+                can_receive(rtc, &mut track, published).then_some(track)
             });
         match usable {
             Some(track) => tracks.push(track),
@@ -277,7 +286,7 @@ fn viewer_side(
             "this offer cannot receive the publisher's media: {what}"
         )));
     }
-    Ok(Side::Viewer(ViewerSide { tracks }))
+    Ok(Side::Subscriber(SubscriberSide { outs: tracks }))
 }
 
 /// A parser's error text without what must not reach a client: str0m's SDP

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::media::MediaKind;
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Event, Input};
 
@@ -264,14 +265,16 @@ impl Run {
                 PeerEvent::Media(packet) => {
                     self.forwarded.push(packet.seq);
                     let viewer = &mut world.viewers[0].1;
-                    viewer.forward(&packet, &mut world.out);
+                    viewer.forward(&packet, &main_feed(&packet), &mut world.out);
                     viewer.flush(now, &mut world.out);
                 }
-                PeerEvent::WantKeyframe(kind) => {
-                    world
-                        .publisher
-                        .1
-                        .request_keyframe(now, kind, &mut world.out);
+                PeerEvent::WantKeyframe { kind, .. } => {
+                    if let Some(track) = world.publisher_track(MediaKind::Video) {
+                        world
+                            .publisher
+                            .1
+                            .request_keyframe(now, track, kind, &mut world.out);
+                    }
                 }
                 PeerEvent::Connected => {}
             }

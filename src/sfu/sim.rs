@@ -16,7 +16,9 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use super::{IdRng, Outputs, Peer, PeerEvent, PeerSetup, Role, accept_offer};
+use super::{
+    Feed, Forwarded, IdRng, Outputs, Peer, PeerEvent, PeerSetup, Role, TrackId, accept_offer,
+};
 
 /// The server's (virtual) address.
 pub const SERVER: &str = "127.0.0.1:5000";
@@ -235,17 +237,26 @@ impl World {
                     PeerEvent::Media(packet) => {
                         for (i, (_, viewer)) in self.viewers.iter_mut().enumerate() {
                             let before = self.out.events.len();
-                            viewer.forward(&packet, &mut self.out);
+                            viewer.forward(&packet, &main_feed(&packet), &mut self.out);
                             viewer.flush(now, &mut self.out);
                             self.viewer_keyframe_asks[i] += self.out.events[before..]
                                 .iter()
-                                .filter(|e| matches!(e, PeerEvent::WantKeyframe(_)))
+                                .filter(|e| matches!(e, PeerEvent::WantKeyframe { .. }))
                                 .count();
                         }
                     }
-                    PeerEvent::WantKeyframe(kind) => {
+                    PeerEvent::WantKeyframe { feed, kind } => {
                         self.keyframe_asks += 1;
-                        self.publisher.1.request_keyframe(now, kind, &mut self.out);
+                        // Every viewer here watches the publisher's main feed.
+                        let track = match feed {
+                            Feed::Main { kind: media, .. } => self.publisher_track(media),
+                            Feed::Track(id) => Some(id),
+                        };
+                        if let Some(track) = track {
+                            self.publisher
+                                .1
+                                .request_keyframe(now, track, kind, &mut self.out);
+                        }
                     }
                     PeerEvent::Connected => {}
                 }
@@ -371,6 +382,11 @@ impl World {
         self.ingest_burst(std::slice::from_ref(&datagram.to_vec()))
     }
 
+    /// The id of the publisher's track of `kind`.
+    pub fn publisher_track(&self, kind: MediaKind) -> Option<TrackId> {
+        Some(self.publisher.1.published_media()?.track(kind)?.id)
+    }
+
     /// Like [`World::ingest`] for datagrams that arrive in one loop turn
     /// (a video frame): all are written, then each viewer is flushed once.
     pub fn ingest_burst(&mut self, datagrams: &[Vec<u8>]) -> usize {
@@ -384,7 +400,7 @@ impl World {
             for event in events {
                 if let PeerEvent::Media(packet) = event {
                     for (_, viewer) in &mut self.viewers {
-                        viewer.forward(&packet, &mut self.out);
+                        viewer.forward(&packet, &main_feed(&packet), &mut self.out);
                     }
                 }
             }
@@ -396,5 +412,14 @@ impl World {
         let sent = self.out.transmits.len();
         self.out.transmits.clear();
         sent
+    }
+}
+
+/// The feed a viewer of this world gets `packet` by: its placeholder room's
+/// main feed (the world has no directory, so no room ids).
+pub fn main_feed(packet: &Forwarded) -> Feed {
+    Feed::Main {
+        room: packet.room_id,
+        kind: packet.track.kind,
     }
 }

@@ -20,8 +20,8 @@ use super::stats::ShardStats;
 use crate::directory::{Claim, Directory};
 use crate::net::RecvMeta;
 use crate::sfu::{
-    CloseReason, Forwarded, IcePatch, Outputs, PatchError, PatchOutcome, Peer, PeerEvent,
-    RoomShared, SessionId,
+    CloseReason, Feed, FeedSource, Forwarded, IcePatch, Outputs, PatchError, PatchOutcome, Peer,
+    PeerEvent, SessionId, TrackId,
 };
 use crate::wire;
 
@@ -62,7 +62,8 @@ pub(super) struct Core {
     pub(super) shards: Arc<[ShardHandle]>,
     candidates: Vec<SocketAddr>,
     pub(super) out: Outputs,
-    scratch: Vec<PeerKey>,
+    /// Subscribers of the packet being fanned out, with the feed each gets it by.
+    scratch: Vec<(PeerKey, Feed)>,
     /// Viewers with packets written but not yet sent.
     unflushed: Vec<PeerKey>,
     /// Publisher packets fanned out since the last flush.
@@ -262,7 +263,7 @@ impl Core {
             // Anything the first receive asked of us (rarely: nothing).
             let events = std::mem::take(&mut self.out.events);
             for event in events {
-                self.on_peer_event(now, key, event);
+                self.on_peer_event(now, event);
             }
             return;
         }
@@ -343,7 +344,15 @@ impl Core {
         };
         self.routes.name(ufrag, key);
         self.by_session.insert(id, key);
-        self.router.join(&room, role, key);
+        self.router.enter(&room);
+        if let Some(slot) = self.peers.get(index) {
+            for track in slot.peer.published_tracks() {
+                self.router.publish(track, key);
+            }
+            for source in slot.peer.feeds() {
+                self.router.subscribe(source, key);
+            }
+        }
         ShardStats::add(&self.stats.peers, 1);
         debug!(shard = self.index, session = ?id, ?role, room = %room.name, "peer placed");
         self.schedule(key, now);
@@ -421,9 +430,11 @@ impl Core {
 
     pub(super) fn on_shard_control(&mut self, now: Instant, msg: ShardControl) {
         match msg {
-            ShardControl::Keyframe { room_id, kind } => {
-                if let Some(key) = self.router.publisher(room_id) {
-                    self.call(key, now, |peer, out| peer.request_keyframe(now, kind, out));
+            ShardControl::Keyframe { track, kind } => {
+                if let Some(key) = self.router.publisher(track) {
+                    self.call(key, now, |peer, out| {
+                        peer.request_keyframe(now, track, kind, out)
+                    });
                 }
             }
             ShardControl::Route { addr, owner } => {
@@ -456,7 +467,7 @@ impl Core {
         let events = std::mem::take(&mut out.events);
         self.out = out;
         for event in events {
-            self.on_peer_event(now, key, event);
+            self.on_peer_event(now, event);
         }
         let closed = self.slot_mut(key).and_then(|s| s.peer.closed());
         match closed {
@@ -479,47 +490,55 @@ impl Core {
         self.timers.push(Reverse((at, key)));
     }
 
-    fn on_peer_event(&mut self, now: Instant, key: PeerKey, event: PeerEvent) {
+    fn on_peer_event(&mut self, now: Instant, event: PeerEvent) {
         match event {
             PeerEvent::Media(packet) => {
                 ShardStats::add(&self.stats.rtp_in, 1);
                 self.fan_out(now, packet);
             }
-            PeerEvent::WantKeyframe(kind) => {
-                let Some(room) = self.slot_mut(key).map(|s| s.peer.room().clone()) else {
-                    return;
-                };
-                self.want_keyframe(now, &room, kind);
-            }
+            PeerEvent::WantKeyframe { feed, kind } => self.want_keyframe(now, feed, kind),
             PeerEvent::Connected => {}
         }
     }
 
-    /// A publisher's packet: to this shard's viewers, and one copy to each
-    /// other shard that has viewers of the room.
+    /// A published packet: to this shard's subscribers of its track (and of
+    /// its room's main feed, if its publisher feeds it), and one copy to each
+    /// other shard with subscribers of either.
     fn fan_out(&mut self, now: Instant, packet: Arc<Forwarded>) {
-        if let Some(room) = self.router.room(packet.room_id).cloned() {
-            for shard in 0..self.shards.len() {
-                if shard != self.index
-                    && room.has_viewers_on(shard)
-                    && self.send_media(shard, ShardMedia::Media(packet.clone()))
-                {
-                    ShardStats::add(&self.stats.cross_shard_out, 1);
-                }
+        let shards = self.shards.len();
+        let mut mask = packet.track.audience.shard_mask(shards);
+        if packet.main
+            && let Some(room) = self.router.room(packet.room_id)
+        {
+            mask |= room.main_audience.shard_mask(shards);
+        }
+        for shard in shards_in(mask & !(1 << self.index)) {
+            if self.send_media(shard, ShardMedia::Media(packet.clone())) {
+                ShardStats::add(&self.stats.cross_shard_out, 1);
             }
         }
         self.fan_out_local(now, &packet);
     }
 
     fn fan_out_local(&mut self, now: Instant, packet: &Forwarded) {
-        let mut viewers = std::mem::take(&mut self.scratch);
-        viewers.clear();
-        viewers.extend_from_slice(self.router.viewers(packet.room_id));
+        let mut subscribers = std::mem::take(&mut self.scratch);
+        subscribers.clear();
+        let by_track = Feed::Track(packet.track.id);
+        let keys = self.router.subscribers(&by_track);
+        subscribers.extend(keys.iter().map(|k| (*k, by_track)));
+        if packet.main {
+            let main = Feed::Main {
+                room: packet.room_id,
+                kind: packet.track.kind,
+            };
+            let keys = self.router.subscribers(&main);
+            subscribers.extend(keys.iter().map(|k| (*k, main)));
+        }
         let (dropped_before, forwarded_before) = (self.out.dropped, self.out.forwarded);
-        for &key in &viewers {
-            let mut became_unflushed = false;
+        for (key, feed) in &subscribers {
+            let (key, mut became_unflushed) = (*key, false);
             self.call(key, now, |peer, out| {
-                became_unflushed = peer.forward(packet, out)
+                became_unflushed = peer.forward(packet, feed, out)
             });
             if became_unflushed {
                 self.unflushed.push(key);
@@ -539,7 +558,7 @@ impl Core {
                 std::sync::atomic::Ordering::Relaxed,
             );
         }
-        self.scratch = viewers;
+        self.scratch = subscribers;
         self.unflushed_packets += 1;
         if self.unflushed_packets >= FLUSH_EVERY {
             self.flush_viewers(now);
@@ -560,17 +579,33 @@ impl Core {
         }
     }
 
-    fn want_keyframe(&mut self, now: Instant, room: &Arc<RoomShared>, kind: KeyframeRequestKind) {
-        if let Some(key) = self.router.publisher(room.id) {
-            self.call(key, now, |peer, out| peer.request_keyframe(now, kind, out));
-        } else if let Some(shard) = room.publisher_shard().filter(|s| *s != self.index) {
-            self.send_control(
-                shard,
-                ShardControl::Keyframe {
-                    room_id: room.id,
-                    kind,
-                },
-            );
+    /// A subscriber here wants a keyframe on `feed`: ask the publisher of
+    /// the track that feeds it now, here or on its shard.
+    fn want_keyframe(&mut self, now: Instant, feed: Feed, kind: KeyframeRequestKind) {
+        let track = match self.router.source(&feed) {
+            Some(FeedSource::Track(track)) => Some(track.clone()),
+            Some(FeedSource::Main(room, kind)) => room.main_track(*kind),
+            None => None,
+        };
+        let Some(track) = track else {
+            return;
+        };
+        self.request_keyframe(now, track.id, track.audience.publisher_shard(), kind);
+    }
+
+    fn request_keyframe(
+        &mut self,
+        now: Instant,
+        track: TrackId,
+        shard: Option<usize>,
+        kind: KeyframeRequestKind,
+    ) {
+        if let Some(key) = self.router.publisher(track) {
+            self.call(key, now, |peer, out| {
+                peer.request_keyframe(now, track, kind, out)
+            });
+        } else if let Some(shard) = shard.filter(|s| *s != self.index) {
+            self.send_control(shard, ShardControl::Keyframe { track, kind });
         }
     }
 
@@ -609,7 +644,13 @@ impl Core {
         }
         self.routes.unname(peer.ufrag(), key);
         self.by_session.remove(&peer.id());
-        self.router.leave(peer.room().id, peer.role(), key);
+        for track in peer.published_tracks() {
+            self.router.unpublish(track.id, key);
+        }
+        for source in peer.feeds() {
+            self.router.unsubscribe(source.feed(), key);
+        }
+        self.router.exit(peer.room().id);
         self.directory.end(peer.id(), now);
         self.stats
             .peers

@@ -3,11 +3,12 @@
 //! any hot path (it walks every table).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::ShardState;
 use super::demux::Route;
 use super::engine::{Core, MAX_PEER_ADDRS, PeerKey};
-use crate::sfu::{Role, SessionId};
+use crate::sfu::SessionId;
 
 /// What a shard holds, in a stable order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,6 +50,7 @@ impl ShardState {
             timers: core.timers.len(),
             ..Tables::default()
         };
+        let mut members: std::collections::HashMap<u64, usize> = Default::default();
         for (index, slot) in &core.peers {
             let key = PeerKey {
                 index: index as u32,
@@ -81,14 +83,19 @@ impl ShardState {
             if !timer {
                 return Err(fail(format!("session {id:?} has no timer")));
             }
-            let room = peer.room();
-            let in_router = match peer.role() {
-                Role::Publisher => core.router.publisher(room.id) == Some(key),
-                Role::Viewer => core.router.viewers(room.id).contains(&key),
-            };
-            if !in_router {
-                return Err(fail(format!("session {id:?} missing from its room")));
+            let publishes = peer
+                .published_tracks()
+                .iter()
+                .all(|t| core.router.publisher(t.id) == Some(key));
+            let subscribes = peer
+                .feeds()
+                .all(|f| core.router.subscribers(&f.feed()).contains(&key));
+            if !publishes || !subscribes || core.router.room(peer.room().id).is_none() {
+                return Err(fail(format!(
+                    "session {id:?} missing from its room's tracks or feeds"
+                )));
             }
+            *members.entry(peer.room().id).or_default() += 1;
         }
         if core.by_session.len() != core.peers.len() {
             return Err(fail(format!(
@@ -130,24 +137,50 @@ impl ShardState {
                 )));
             }
         }
-        for (room_id, shared, publisher, viewers) in core.router.rooms() {
+        for (room_id, _, count) in core.router.rooms() {
             tables.rooms += 1;
-            let members = publisher.iter().chain(viewers);
-            for key in members {
-                let Some(slot) = slot(core, *key) else {
-                    return Err(fail(format!("room {room_id} lists a peer that is gone")));
-                };
-                if slot.peer.room().id != room_id {
-                    return Err(fail(format!("room {room_id} lists a peer of another room")));
+            if members.get(&room_id).copied().unwrap_or(0) != count {
+                return Err(fail(format!(
+                    "room {room_id} counts {count} members here, not its live peers"
+                )));
+            }
+        }
+        for (key, track) in core.router.tracks() {
+            let owns = slot(core, key).is_some_and(|s| {
+                s.peer
+                    .published_tracks()
+                    .iter()
+                    .any(|t| Arc::ptr_eq(t, track))
+            });
+            if !owns {
+                return Err(fail(format!(
+                    "track {:?} published by a peer that is gone or does not send it",
+                    track.id
+                )));
+            }
+            if track.audience.publisher_shard() != Some(core.index) {
+                return Err(fail(format!(
+                    "track {:?} is published here but its audience names shard {:?}",
+                    track.id,
+                    track.audience.publisher_shard()
+                )));
+            }
+        }
+        for (source, subscribers) in core.router.feeds() {
+            let feed = source.feed();
+            for key in subscribers {
+                let receives =
+                    slot(core, *key).is_some_and(|s| s.peer.feeds().any(|f| f.feed() == feed));
+                if !receives {
+                    return Err(fail(format!(
+                        "feed {feed:?} lists a peer that is gone or does not receive it"
+                    )));
                 }
             }
-            if publisher.is_none() && viewers.is_empty() {
-                return Err(fail(format!("room {room_id} kept with no member")));
-            }
-            if shared.has_viewers_on(core.index) == viewers.is_empty() {
+            if subscribers.is_empty() || !source.audience().has_subscribers_on(core.index) {
                 return Err(fail(format!(
-                    "room {room_id}: shared viewer count disagrees with {} local viewers",
-                    viewers.len()
+                    "feed {feed:?}: its shared audience disagrees with {} local subscribers",
+                    subscribers.len()
                 )));
             }
         }

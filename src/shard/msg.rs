@@ -34,7 +34,7 @@ use str0m::media::KeyframeRequestKind;
 
 use super::stats::ShardStats;
 use crate::net::{RecvMeta, Waker};
-use crate::sfu::{Forwarded, IcePatch, PatchError, PatchOutcome, SessionId};
+use crate::sfu::{Forwarded, IcePatch, PatchError, PatchOutcome, SessionId, TrackId};
 
 /// Shard to shard, media lane: may be dropped (and counted) when full.
 #[derive(Debug)]
@@ -52,9 +52,10 @@ pub enum ShardMedia {
 /// Shard to shard, control lane: never dropped while the receiver runs.
 #[derive(Debug)]
 pub enum ShardControl {
-    /// A viewer on the sending shard wants a keyframe from this shard's publisher.
+    /// A subscriber on the sending shard wants a keyframe of a track this
+    /// shard's publisher sends.
     Keyframe {
-        room_id: u64,
+        track: TrackId,
         kind: KeyframeRequestKind,
     },
     /// Datagrams from `addr` belong to a peer on shard `owner` (authenticated

@@ -1,7 +1,8 @@
 //! One WebRTC session: a str0m `Rtc` in RTP mode plus what uringcast keeps
-//! beside it — its role, its room, its liveness deadlines, and for a viewer the
-//! per-track payload-type maps and rewriters; for a publisher the keyframe
-//! throttles of its video tracks.
+//! beside it — its role, its room, its liveness deadlines, and for a
+//! subscriber its outgoing tracks (each fed by one [`Feed`], with its
+//! payload-type map and rewriter); for a publisher its published tracks and
+//! the keyframe throttles of its video tracks.
 //!
 //! Every call into str0m runs under `catch_unwind` and is followed by a full
 //! drain of `poll_output` (str0m's single-mutation contract). A panic closes
@@ -25,9 +26,10 @@ use super::egress::Egress;
 use super::keyframe::KeyframeThrottle;
 use super::recovery::{StartHold, allow_resends};
 use super::rewrite::Rewriter;
-use super::room::{PublishedMedia, RoomShared};
+use super::room::{PublishedMedia, PublishedTrack, RoomShared};
+use super::router::FeedSource;
 use super::stun_repair::{Repair, repair_binding_request};
-use super::{IdRng, Role, SessionId};
+use super::{Feed, IdRng, Role, SessionId, TrackId};
 
 mod patch;
 
@@ -51,14 +53,16 @@ pub enum CloseReason {
     Shutdown,
 }
 
-/// One RTP packet from a room's publisher, shared by `Arc` between every
-/// viewer and every shard it reaches.
+/// One RTP packet of a published track, shared by `Arc` between every
+/// subscriber and every shard it reaches.
 #[derive(Debug)]
 pub struct Forwarded {
     pub room_id: u64,
-    pub media: Arc<PublishedMedia>,
-    pub kind: MediaKind,
-    /// Publisher generation and SSRC: changes when the source changes.
+    pub track: Arc<PublishedTrack>,
+    /// Its publisher fed the room's main feed when it was sent: WHEP
+    /// viewers of the room get it too.
+    pub main: bool,
+    /// Track id and SSRC: changes when the source changes.
     pub source: u64,
     pub pt: u8,
     pub clock_rate: u32,
@@ -77,9 +81,12 @@ pub struct Forwarded {
 pub enum PeerEvent {
     /// The publisher received a media packet: fan it out to the room.
     Media(Arc<Forwarded>),
-    /// A viewer wants a keyframe (it connected, the source switched, or it
-    /// sent PLI/FIR): ask the room's publisher.
-    WantKeyframe(KeyframeRequestKind),
+    /// A subscriber wants a keyframe on `feed` (it connected, the source
+    /// switched, or it sent PLI/FIR): ask that feed's publisher.
+    WantKeyframe {
+        feed: Feed,
+        kind: KeyframeRequestKind,
+    },
     /// ICE and DTLS completed.
     Connected,
 }
@@ -111,43 +118,47 @@ pub struct Outputs {
 #[derive(Debug)]
 pub(super) enum Side {
     Publisher(PublisherSide),
-    Viewer(ViewerSide),
+    Subscriber(SubscriberSide),
 }
 
 #[derive(Debug)]
 pub(super) struct PublisherSide {
     pub media: Arc<PublishedMedia>,
-    /// SSRC → kind, learned on first packet of each SSRC.
-    pub ssrcs: Vec<(Ssrc, MediaKind)>,
+    /// SSRC → index in `media.tracks`, learned on first packet of each SSRC.
+    pub ssrcs: Vec<(Ssrc, usize)>,
     /// Video tracks' keyframe throttles.
     pub keyframes: Vec<(Mid, KeyframeThrottle)>,
 }
 
 #[derive(Debug)]
-pub(super) struct ViewerSide {
-    pub tracks: Vec<ViewerTrack>,
+pub(super) struct SubscriberSide {
+    pub outs: Vec<TrackOut>,
 }
 
+/// One outgoing track of a subscriber: an m-line of its `Rtc` fed by one
+/// [`Feed`].
 #[derive(Debug)]
-pub(super) struct ViewerTrack {
+pub(super) struct TrackOut {
     pub mid: Mid,
     pub kind: MediaKind,
-    /// Publisher PT → our PT (`NO_PT`: the viewer did not negotiate it).
+    pub source: FeedSource,
+    /// Publisher PT → our PT (`NO_PT`: the subscriber did not negotiate it).
     pub pt_map: [u8; 128],
-    /// Publisher generation `pt_map` was built for (0: none yet).
-    pub map_generation: u64,
+    /// The track `pt_map` was built for (`None`: none yet).
+    pub map_track: Option<TrackId>,
     pub rewriter: Rewriter,
 }
 
 const NO_PT: u8 = u8::MAX;
 
-impl ViewerTrack {
-    pub(super) fn new(mid: Mid, kind: MediaKind) -> Self {
+impl TrackOut {
+    pub(super) fn new(mid: Mid, kind: MediaKind, source: FeedSource) -> Self {
         Self {
             mid,
             kind,
+            source,
             pt_map: [NO_PT; 128],
-            map_generation: 0,
+            map_track: None,
             rewriter: Rewriter::default(),
         }
     }
@@ -234,8 +245,8 @@ impl Peer {
                     .flat_map(|t| t.params.iter().filter_map(|p| p.resend()))
                     .map(|pt| *pt),
             )),
-            Side::Viewer(v) => {
-                allow_resends(&mut rtc, v.tracks.iter().map(|t| t.mid));
+            Side::Subscriber(v) => {
+                allow_resends(&mut rtc, v.outs.iter().map(|t| t.mid));
                 None
             }
         };
@@ -293,7 +304,15 @@ impl Peer {
     /// Attaches the peer to the directory's room of the same name (a peer is
     /// built with a detached placeholder so no room exists for an offer that
     /// is refused or abandoned).
+    /// A subscriber's main feeds follow it to the real room.
     pub fn set_room(&mut self, room: Arc<RoomShared>) {
+        if let Side::Subscriber(s) = &mut self.side {
+            for out in &mut s.outs {
+                if let FeedSource::Main(_, kind) = out.source {
+                    out.source = FeedSource::Main(room.clone(), kind);
+                }
+            }
+        }
         self.room = room;
     }
 
@@ -317,12 +336,29 @@ impl Peer {
         self.closed
     }
 
-    /// What this publisher sends (`None` for a viewer).
+    /// What this publisher sends (`None` for a subscriber).
     pub fn published_media(&self) -> Option<&Arc<PublishedMedia>> {
         match &self.side {
             Side::Publisher(p) => Some(&p.media),
-            Side::Viewer(_) => None,
+            Side::Subscriber(_) => None,
         }
+    }
+
+    /// The tracks this peer publishes (none for a subscriber).
+    pub fn published_tracks(&self) -> &[Arc<PublishedTrack>] {
+        match &self.side {
+            Side::Publisher(p) => &p.media.tracks,
+            Side::Subscriber(_) => &[],
+        }
+    }
+
+    /// The feeds this peer receives (none for a publisher).
+    pub fn feeds(&self) -> impl Iterator<Item = &FeedSource> {
+        let outs = match &self.side {
+            Side::Subscriber(s) => s.outs.as_slice(),
+            Side::Publisher(_) => &[],
+        };
+        outs.iter().map(|o| &o.source)
     }
 
     /// The earliest instant at which [`Peer::handle_timeout`] has work.
@@ -474,17 +510,27 @@ impl Peer {
         }
     }
 
-    /// A publisher: a viewer asked for a keyframe on the video track.
-    pub fn request_keyframe(&mut self, now: Instant, kind: KeyframeRequestKind, out: &mut Outputs) {
+    /// A publisher: a subscriber asked for a keyframe on track `track`
+    /// (merged and throttled per track).
+    pub fn request_keyframe(
+        &mut self,
+        now: Instant,
+        track: TrackId,
+        kind: KeyframeRequestKind,
+        out: &mut Outputs,
+    ) {
         let Side::Publisher(p) = &mut self.side else {
             return;
         };
-        let due: Vec<(Mid, KeyframeRequestKind)> = p
+        let Some(mid) = p.media.tracks.iter().find(|t| t.id == track).map(|t| t.mid) else {
+            return;
+        };
+        let due = p
             .keyframes
             .iter_mut()
-            .filter_map(|(mid, t)| t.request(now, kind).map(|kind| (*mid, kind)))
-            .collect();
-        for (mid, kind) in due {
+            .find(|(m, _)| *m == mid)
+            .and_then(|(_, t)| t.request(now, kind));
+        if let Some(kind) = due {
             self.send_keyframe_request(now, mid, kind, out);
         }
     }
@@ -506,23 +552,32 @@ impl Peer {
         });
     }
 
-    /// A viewer: queue one packet of the room's publisher in str0m. Nothing
-    /// is sent until [`Peer::flush`]: the shard flushes every peer this
-    /// returned `true` for (it just became unflushed) once per loop turn, so
-    /// a burst of packets (a video frame) costs one str0m timeout and drain
-    /// per viewer, not one per packet.
-    pub fn forward(&mut self, packet: &Forwarded, out: &mut Outputs) -> bool {
+    /// A subscriber: queue one packet of `feed` in str0m. Nothing is sent
+    /// until [`Peer::flush`]: the shard flushes every peer this returned
+    /// `true` for (it just became unflushed) once per loop turn, so a burst
+    /// of packets (a video frame) costs one str0m timeout and drain per
+    /// subscriber, not one per packet.
+    pub fn forward(&mut self, packet: &Forwarded, feed: &Feed, out: &mut Outputs) -> bool {
         if !self.connected || self.closed.is_some() {
             return false;
         }
-        let Side::Viewer(viewer) = &mut self.side else {
+        let Side::Subscriber(subscriber) = &mut self.side else {
             return false;
         };
-        let Some(track) = viewer.tracks.iter_mut().find(|t| t.kind == packet.kind) else {
+        let Some(track) = subscriber
+            .outs
+            .iter_mut()
+            .find(|t| t.source.feed() == *feed)
+        else {
             return false;
         };
-        if track.map_generation != packet.media.generation {
-            build_pt_map(&self.rtc, track, &packet.media);
+        let kind = packet.track.kind;
+        if track.kind != kind {
+            out.dropped += 1;
+            return false;
+        }
+        if track.map_track != Some(packet.track.id) {
+            build_pt_map(&self.rtc, track, &packet.track);
         }
         let pt = track
             .pt_map
@@ -535,7 +590,7 @@ impl Peer {
         }
         if let Some(limit) = &mut self.bitrate_limit {
             let bytes = packet.payload.len() + RTP_HEADER_BYTES;
-            if packet.kind == MediaKind::Audio {
+            if kind == MediaKind::Audio {
                 limit.charge(packet.received, bytes);
             } else if !limit.admit(packet.received, bytes) {
                 out.dropped_bitrate_out += 1;
@@ -554,8 +609,10 @@ impl Peer {
                 });
                 if due {
                     self.gap_keyframe_at = Some(packet.received);
-                    out.events
-                        .push(PeerEvent::WantKeyframe(KeyframeRequestKind::Pli));
+                    out.events.push(PeerEvent::WantKeyframe {
+                        feed: *feed,
+                        kind: KeyframeRequestKind::Pli,
+                    });
                 }
             }
         }
@@ -569,9 +626,11 @@ impl Peer {
             out.dropped += 1;
             return false;
         };
-        if mapped.switched && packet.kind == MediaKind::Video {
-            out.events
-                .push(PeerEvent::WantKeyframe(KeyframeRequestKind::Pli));
+        if mapped.switched && kind == MediaKind::Video {
+            out.events.push(PeerEvent::WantKeyframe {
+                feed: *feed,
+                kind: KeyframeRequestKind::Pli,
+            });
         }
         let mid = track.mid;
         let mut write = RtpWrite::new(
@@ -582,7 +641,7 @@ impl Peer {
             packet.payload.clone(),
         )
         .marker(packet.marker)
-        .nackable(packet.kind == MediaKind::Video);
+        .nackable(kind == MediaKind::Video);
         // Only audio carries values worth passing on (level, voice activity).
         if packet.audio_level.is_some() || packet.voice_activity.is_some() {
             write = write.ext_vals(ExtensionValues {
@@ -680,9 +739,13 @@ impl Peer {
                 debug!(session = ?self.id, role = ?self.role, "connected");
                 self.connected = true;
                 out.events.push(PeerEvent::Connected);
-                if self.role == Role::Viewer {
-                    out.events
-                        .push(PeerEvent::WantKeyframe(KeyframeRequestKind::Pli));
+                if let Side::Subscriber(s) = &self.side {
+                    for o in s.outs.iter().filter(|o| o.kind == MediaKind::Video) {
+                        out.events.push(PeerEvent::WantKeyframe {
+                            feed: o.source.feed(),
+                            kind: KeyframeRequestKind::Pli,
+                        });
+                    }
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -693,8 +756,15 @@ impl Peer {
                 self.closed.get_or_insert(CloseReason::Disconnected);
             }
             Event::RtpPacket(packet) => self.handle_rtp(packet, out),
-            Event::KeyframeRequest(request) if self.role == Role::Viewer => {
-                out.events.push(PeerEvent::WantKeyframe(request.kind));
+            Event::KeyframeRequest(request) => {
+                if let Side::Subscriber(s) = &self.side
+                    && let Some(o) = s.outs.iter().find(|o| o.mid == request.mid)
+                {
+                    out.events.push(PeerEvent::WantKeyframe {
+                        feed: o.source.feed(),
+                        kind: request.kind,
+                    });
+                }
             }
             _ => {}
         }
@@ -708,18 +778,18 @@ impl Peer {
         if let Some(hold) = &mut self.start_hold {
             hold.confirm(*ssrc);
         }
-        let kind = match publisher.ssrcs.iter().find(|(s, _)| *s == ssrc) {
-            Some((_, kind)) => *kind,
+        let index = match publisher.ssrcs.iter().find(|(s, _)| *s == ssrc) {
+            Some((_, index)) => *index,
             None => {
                 let Some(mid) = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else {
                     out.dropped += 1;
                     return;
                 };
-                let Some(track) = publisher.media.tracks.iter().find(|t| t.mid == mid) else {
+                let Some(index) = publisher.media.tracks.iter().position(|t| t.mid == mid) else {
                     out.dropped += 1;
                     return;
                 };
-                publisher.ssrcs.push((ssrc, track.kind));
+                publisher.ssrcs.push((ssrc, index));
                 // Tell a new stream our limit up front (REMB), so a
                 // well-behaved encoder never reaches it.
                 if let Some(limit) = &self.bitrate_limit
@@ -727,9 +797,14 @@ impl Peer {
                 {
                     stream.request_remb(Bitrate::bps(limit.bits_per_second()));
                 }
-                track.kind
+                index
             }
         };
+        let Some(track) = publisher.media.tracks.get(index) else {
+            out.dropped += 1;
+            return;
+        };
+        let kind = track.kind;
         if let Some(limit) = &mut self.bitrate_limit {
             let now = packet.timestamp;
             let bytes = packet.payload.len() + RTP_HEADER_BYTES;
@@ -752,7 +827,7 @@ impl Peer {
             }
         }
         let pt = *packet.header.payload_type;
-        let Some(params) = publisher.media.params(kind, pt) else {
+        let Some(params) = track.params(pt) else {
             out.dropped += 1;
             return;
         };
@@ -763,9 +838,9 @@ impl Peer {
         let ext = &packet.header.ext_vals;
         out.events.push(PeerEvent::Media(Arc::new(Forwarded {
             room_id: self.room.id,
-            media: publisher.media.clone(),
-            kind,
-            source: (publisher.media.generation << 32) | u64::from(*ssrc),
+            track: track.clone(),
+            main: self.room.is_main(publisher.media.publisher),
+            source: (track.id.get() << 32) | u64::from(*ssrc),
             pt,
             clock_rate,
             seq: *packet.seq_no,
@@ -779,14 +854,15 @@ impl Peer {
     }
 }
 
-/// Maps each of the publisher's payload types on `track`'s kind to the one
-/// this viewer negotiated for the same codec (same name, clock and format).
-fn build_pt_map(rtc: &Rtc, track: &mut ViewerTrack, media: &PublishedMedia) {
+/// Maps each of the payload types of `published` to the one this
+/// subscriber negotiated for the same codec on `track` (same name, clock
+/// and format).
+fn build_pt_map(rtc: &Rtc, track: &mut TrackOut, published: &PublishedTrack) {
     track.pt_map = [NO_PT; 128];
-    track.map_generation = media.generation;
-    let Some(published) = media.track(track.kind) else {
+    track.map_track = Some(published.id);
+    if published.kind != track.kind {
         return;
-    };
+    }
     let remote_pts = rtc.media(track.mid).map(|m| m.remote_pts()).unwrap_or(&[]);
     for params in &published.params {
         let Some(ours) = rtc.codec_config().match_params(*params) else {
@@ -801,10 +877,11 @@ fn build_pt_map(rtc: &Rtc, track: &mut ViewerTrack, media: &PublishedMedia) {
     }
 }
 
-/// Whether a viewer negotiated at least one of the publisher's codecs on
-/// `track` (used to refuse a viewer with 422 before it connects).
-pub(super) fn can_receive(rtc: &Rtc, track: &mut ViewerTrack, media: &PublishedMedia) -> bool {
-    build_pt_map(rtc, track, media);
+/// Whether a subscriber negotiated at least one of the codecs of
+/// `published` on `track` (used to refuse a viewer with 422 before it
+/// connects).
+pub(super) fn can_receive(rtc: &Rtc, track: &mut TrackOut, published: &PublishedTrack) -> bool {
+    build_pt_map(rtc, track, published);
     track.pt_map.iter().any(|&pt| pt != NO_PT)
 }
 

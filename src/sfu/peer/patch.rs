@@ -92,7 +92,7 @@ impl Peer {
     fn media_sections(&self) -> Vec<(MediaKind, Mid)> {
         match &self.side {
             Side::Publisher(p) => p.media.tracks.iter().map(|t| (t.kind, t.mid)).collect(),
-            Side::Viewer(v) => v.tracks.iter().map(|t| (t.kind, t.mid)).collect(),
+            Side::Subscriber(v) => v.outs.iter().map(|t| (t.kind, t.mid)).collect(),
         }
     }
 
