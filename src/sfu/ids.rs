@@ -17,10 +17,10 @@ use str0m::media::MediaKind;
 /// stream: a seeded source cloned into two peers still hands them
 /// different identifiers.
 #[derive(Clone)]
-pub struct IdRng(Source);
+pub struct IdRng(Entropy);
 
 #[derive(Clone)]
-enum Source {
+enum Entropy {
     Os,
     /// SplitMix64 state (advanced atomically, so clones share the stream).
     InsecureSeeded(Arc<AtomicU64>),
@@ -29,7 +29,7 @@ enum Source {
 impl IdRng {
     /// The OS CSPRNG (`getrandom`): what the server uses.
     pub fn os() -> Self {
-        Self(Source::Os)
+        Self(Entropy::Os)
     }
 
     /// A deterministic stream from `seed` (SplitMix64), for tests and
@@ -38,12 +38,12 @@ impl IdRng {
     /// out guessable session URLs and ICE credentials. No configuration or
     /// CLI option selects it; only code that names this function does.
     pub fn insecure_seeded(seed: u64) -> Self {
-        Self(Source::InsecureSeeded(Arc::new(AtomicU64::new(seed))))
+        Self(Entropy::InsecureSeeded(Arc::new(AtomicU64::new(seed))))
     }
 
     /// Whether this is a seeded (insecure) source.
     pub fn is_insecure(&self) -> bool {
-        matches!(self.0, Source::InsecureSeeded(_))
+        matches!(self.0, Entropy::InsecureSeeded(_))
     }
 
     /// A fresh session id.
@@ -84,8 +84,8 @@ impl IdRng {
         match &self.0 {
             // The OS CSPRNG failing is not something a server can recover
             // from: every credential it would hand out would be guessable.
-            Source::Os => getrandom::fill(buf).expect("the OS random number generator failed"),
-            Source::InsecureSeeded(state) => {
+            Entropy::Os => getrandom::fill(buf).expect("the OS random number generator failed"),
+            Entropy::InsecureSeeded(state) => {
                 for chunk in buf.chunks_mut(8) {
                     let word = splitmix64(state).to_le_bytes();
                     chunk.copy_from_slice(&word[..chunk.len()]);
@@ -99,8 +99,8 @@ impl fmt::Debug for IdRng {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the state: it would predict every identifier to come.
         match self.0 {
-            Source::Os => f.write_str("IdRng::Os"),
-            Source::InsecureSeeded(_) => f.write_str("IdRng::InsecureSeeded"),
+            Entropy::Os => f.write_str("IdRng::Os"),
+            Entropy::InsecureSeeded(_) => f.write_str("IdRng::InsecureSeeded"),
         }
     }
 }
@@ -177,6 +177,45 @@ impl TrackId {
 pub enum Feed {
     Track(TrackId),
     Main { room: u64, kind: MediaKind },
+}
+
+/// What a published track carries, as a conference names it: one of each
+/// per participant.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Microphone,
+    Camera,
+    Screen,
+}
+
+impl Source {
+    /// Every source, in the order a participant's tracks are listed.
+    pub const ALL: [Source; 3] = [Source::Microphone, Source::Camera, Source::Screen];
+
+    /// The kind of media it carries.
+    pub fn kind(self) -> MediaKind {
+        match self {
+            Source::Microphone => MediaKind::Audio,
+            Source::Camera | Source::Screen => MediaKind::Video,
+        }
+    }
+
+    /// Its name in URLs and events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Microphone => "microphone",
+            Source::Camera => "camera",
+            Source::Screen => "screen",
+        }
+    }
+
+    /// The source named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 /// What a session does in its room.

@@ -30,14 +30,16 @@ pub mod sdp;
 pub mod sim;
 mod stun_repair;
 #[cfg(test)]
+mod subscribe_tests;
+#[cfg(test)]
 mod tests;
 mod trickle;
 
 pub use bitrate::BitrateLimit;
-pub use ids::{Feed, IdRng, Role, SessionId, TrackId, UFRAG_LEN};
+pub use ids::{Feed, IdRng, Role, SessionId, Source, TrackId, UFRAG_LEN};
 pub use keyframe::KeyframeThrottle;
-pub use offer::{OfferError, PeerSetup, accept_offer, scrub};
-pub use peer::{CloseReason, Forwarded, Outputs, Peer, PeerEvent};
+pub use offer::{OfferError, PeerSetup, accept_offer, accept_publish, new_subscriber, scrub};
+pub use peer::{AnswerError, CloseReason, Forwarded, Outputs, Peer, PeerEvent, ServerOffer};
 pub use rewrite::{Rewriter, Rewritten};
 pub use room::{Audience, PublishedMedia, PublishedTrack, RoomShared};
 pub use router::{FeedSource, Router};

@@ -14,11 +14,14 @@ use str0m::media::{Direction, MediaKind, Mid};
 use str0m::{Candidate, IceCreds, Rtc};
 
 use super::keyframe::KeyframeThrottle;
-use super::peer::{PublisherSide, Side, SubscriberSide, Timeouts, TrackOut, can_receive};
+use super::peer::{
+    Negotiation, PublisherSide, ServerOffer, Side, SubscriberSide, Timeouts, TrackOut, can_receive,
+    msid,
+};
 use super::room::{PublishedMedia, PublishedTrack, RoomShared};
 use super::router::FeedSource;
 use super::sdp::{self, SectionDirection, SectionKind};
-use super::{IdRng, Peer, Role, TrackId};
+use super::{IdRng, Peer, Role, Source, TrackId};
 
 /// What every new peer is built with.
 #[derive(Debug, Clone)]
@@ -74,7 +77,113 @@ pub fn accept_offer(
     generation: u64,
     now: Instant,
 ) -> Result<(Peer, String), OfferError> {
-    let media_sections = check_sections(role, offer)?;
+    let publishing = match role {
+        Role::Publisher => Publishing::Whip { generation },
+        Role::Viewer => Publishing::No,
+    };
+    accept(role, offer, setup, room, publisher, publishing, now)
+}
+
+/// Builds a conference participant's publish transport from its `offer`:
+/// up to one audio (the microphone) and two video sections (camera and
+/// screen). `sources` names which mid carries which source; a section it
+/// does not name is the microphone (audio), else the camera, else the
+/// screen (video). Tracks' ids derive from `publisher` (never 0).
+pub fn accept_publish(
+    offer: &str,
+    setup: &PeerSetup,
+    room: &str,
+    publisher: u64,
+    sources: &[(Source, String)],
+    now: Instant,
+) -> Result<(Peer, String), OfferError> {
+    let publishing = Publishing::Conference {
+        generation: publisher,
+        sources,
+    };
+    accept(Role::Publisher, offer, setup, room, None, publishing, now)
+}
+
+/// Builds a conference participant's subscribe transport and its first
+/// offer (revision 1): a data channel m-line, so that it connects with
+/// nothing to receive, and one sendonly m-line for each of `tracks`.
+pub fn new_subscriber(
+    setup: &PeerSetup,
+    room: &str,
+    tracks: Vec<Arc<PublishedTrack>>,
+    now: Instant,
+) -> Result<(Peer, ServerOffer), OfferError> {
+    let (mut rtc, local_ice) = new_rtc(setup, now)?;
+    let mut api = rtc.sdp_api();
+    api.add_channel("uringcast".into());
+    let adds: Vec<(Mid, Arc<PublishedTrack>)> = tracks
+        .iter()
+        .map(|t| {
+            let (stream, track) = msid(t);
+            let mid = api.add_media(t.kind, Direction::SendOnly, Some(stream), Some(track), None);
+            (mid, t.clone())
+        })
+        .collect();
+    let (offer, pending) = api
+        .apply()
+        .ok_or_else(|| OfferError::Unacceptable("str0m made no offer".into()))?;
+    let first = ServerOffer {
+        revision: 1,
+        sdp: offer.to_sdp_string(),
+        mids: adds.iter().map(|(m, t)| (m.to_string(), t.id)).collect(),
+    };
+    let side = Side::Subscriber(SubscriberSide {
+        outs: Vec::new(),
+        negotiation: Some(Negotiation::first(pending, adds, tracks)),
+    });
+    let timeouts = Timeouts {
+        connect: setup.connect_timeout,
+        ice: setup.ice_timeout,
+    };
+    let placeholder = Arc::new(RoomShared::new(0, room.to_owned()));
+    let mut peer = Peer::new(
+        setup.rng.session_id(),
+        Role::Viewer,
+        placeholder,
+        local_ice,
+        None,
+        rtc,
+        side,
+        timeouts,
+        setup.rng.clone(),
+        now,
+    );
+    peer.limit_bitrate(setup.max_bitrate_in, setup.max_bitrate_out);
+    Ok((peer, first))
+}
+
+/// What a publisher's offer is for.
+enum Publishing<'a> {
+    /// Not a publisher.
+    No,
+    /// WHIP: one audio and one video section.
+    Whip { generation: u64 },
+    /// A conference participant: microphone, camera and screen.
+    Conference {
+        generation: u64,
+        sources: &'a [(Source, String)],
+    },
+}
+
+fn accept(
+    role: Role,
+    offer: &str,
+    setup: &PeerSetup,
+    room: &str,
+    publisher: Option<&PublishedMedia>,
+    publishing: Publishing<'_>,
+    now: Instant,
+) -> Result<(Peer, String), OfferError> {
+    let max_video = match publishing {
+        Publishing::Conference { .. } => 2,
+        _ => 1,
+    };
+    let media_sections = check_sections(role, offer, max_video)?;
     let parsed = SdpOffer::from_sdp_string(offer)
         .map_err(|e| OfferError::Malformed(scrub(&e.to_string())))?;
 
@@ -84,33 +193,26 @@ pub fn accept_offer(
         .session
         .ice_creds()
         .or_else(|| parsed.media_lines.iter().find_map(|m| m.ice_creds()));
-    let local_ice = IceCreds {
-        ufrag: setup.rng.token(super::UFRAG_LEN),
-        pass: setup.rng.token(32),
-    };
-    let mut config = Rtc::builder()
-        .set_rtp_mode(true)
-        .set_ice_lite(true)
-        .set_local_ice_credentials(local_ice.clone())
-        .set_crypto_provider(setup.crypto.clone());
-    if let Some(cert) = &setup.dtls_cert {
-        config = config.set_dtls_cert(cert.clone());
-    }
-    let mut rtc = config.build(now);
-    for addr in &setup.candidates {
-        let candidate = Candidate::host(*addr, "udp")
-            .map_err(|e| OfferError::Unacceptable(format!("server candidate {addr}: {e}")))?;
-        rtc.add_local_candidate(candidate);
-    }
+    let (mut rtc, local_ice) = new_rtc(setup, now)?;
     let answer = rtc
         .sdp_api()
         .accept_offer(parsed)
         .map_err(|e| OfferError::Unacceptable(format!("cannot answer this offer: {e}")))?;
 
     let placeholder = Arc::new(RoomShared::new(0, room.to_owned()));
-    let side = match role {
-        Role::Publisher => publisher_side(&rtc, &media_sections, generation, setup)?,
-        Role::Viewer => {
+    let side = match publishing {
+        Publishing::Whip { generation } => {
+            let sections = assign_sources(&media_sections, &[])?;
+            publisher_side(&rtc, &sections, generation, setup)?
+        }
+        Publishing::Conference {
+            generation,
+            sources,
+        } => {
+            let sections = assign_sources(&media_sections, sources)?;
+            publisher_side(&rtc, &sections, generation, setup)?
+        }
+        Publishing::No => {
             let publisher = publisher
                 .ok_or_else(|| OfferError::Unacceptable("the room has no publisher".into()))?;
             viewer_side(&rtc, &media_sections, publisher, &placeholder)?
@@ -138,7 +240,85 @@ pub fn accept_offer(
 
 /// Checks directions and track counts; returns the (mid, kind) of every
 /// audio/video section that is in use.
-fn check_sections(role: Role, offer: &str) -> Result<Vec<(Mid, MediaKind)>, OfferError> {
+/// A fresh `Rtc` in RTP mode, ICE-lite, with our candidates and new ICE
+/// credentials from the setup's source.
+pub(super) fn new_rtc(setup: &PeerSetup, now: Instant) -> Result<(Rtc, IceCreds), OfferError> {
+    let local_ice = IceCreds {
+        ufrag: setup.rng.token(super::UFRAG_LEN),
+        pass: setup.rng.token(32),
+    };
+    let mut config = Rtc::builder()
+        .set_rtp_mode(true)
+        .set_ice_lite(true)
+        .set_local_ice_credentials(local_ice.clone())
+        .set_crypto_provider(setup.crypto.clone());
+    if let Some(cert) = &setup.dtls_cert {
+        config = config.set_dtls_cert(cert.clone());
+    }
+    let mut rtc = config.build(now);
+    for addr in &setup.candidates {
+        let candidate = Candidate::host(*addr, "udp")
+            .map_err(|e| OfferError::Unacceptable(format!("server candidate {addr}: {e}")))?;
+        rtc.add_local_candidate(candidate);
+    }
+    Ok((rtc, local_ice))
+}
+
+/// Which source each section carries: as `named` says (source → mid),
+/// else audio is the microphone and video the camera, then the screen.
+fn assign_sources(
+    sections: &[(Mid, MediaKind)],
+    named: &[(Source, String)],
+) -> Result<Vec<(Mid, Source)>, OfferError> {
+    let mut out: Vec<(Mid, Source)> = Vec::new();
+    for (source, mid) in named {
+        let Some((_, kind)) = sections.iter().find(|(m, _)| m.to_string() == *mid) else {
+            return Err(OfferError::Unacceptable(format!(
+                "{} names mid {mid:?}, which the offer does not send",
+                source.name()
+            )));
+        };
+        if *kind != source.kind() {
+            return Err(OfferError::Unacceptable(format!(
+                "{} names mid {mid:?}, a {kind:?} section",
+                source.name()
+            )));
+        }
+        if out
+            .iter()
+            .any(|(m, s)| s == source || m.to_string() == *mid)
+        {
+            return Err(OfferError::Unacceptable(format!(
+                "{} or mid {mid:?} named twice",
+                source.name()
+            )));
+        }
+        out.push((Mid::from(mid.as_str()), *source));
+    }
+    for (mid, kind) in sections {
+        if out.iter().any(|(m, _)| m == mid) {
+            continue;
+        }
+        let free = Source::ALL
+            .into_iter()
+            .find(|s| s.kind() == *kind && out.iter().all(|(_, used)| used != s));
+        match free {
+            Some(source) => out.push((*mid, source)),
+            None => {
+                return Err(OfferError::Unacceptable(format!(
+                    "mid {mid} is one {kind:?} section too many"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_sections(
+    role: Role,
+    offer: &str,
+    max_video: usize,
+) -> Result<Vec<(Mid, MediaKind)>, OfferError> {
     let sections = sdp::scan(offer).map_err(|e| OfferError::Malformed(e.to_string()))?;
     let mut media = Vec::new();
     for section in sections.iter().filter(|s| !s.port_zero || s.bundle_only) {
@@ -175,10 +355,21 @@ fn check_sections(role: Role, offer: &str) -> Result<Vec<(Mid, MediaKind)>, Offe
                 "media section mid {mid} offers simulcast (a=simulcast/a=rid), which this server does not forward yet; publish one layer"
             )));
         }
-        if media.iter().any(|(_, k)| *k == kind) {
-            return Err(OfferError::Unacceptable(format!(
-                "more than one {kind:?} track; a session carries at most one audio and one video track"
-            )));
+        let most = if kind == MediaKind::Video {
+            max_video
+        } else {
+            1
+        };
+        if media.iter().filter(|(_, k)| *k == kind).count() >= most {
+            return Err(OfferError::Unacceptable(if max_video == 1 {
+                format!(
+                    "more than one {kind:?} track; a session carries at most one audio and one video track"
+                )
+            } else {
+                format!(
+                    "more than {most} {kind:?} tracks; a participant publishes at most a microphone, a camera and a screen"
+                )
+            }));
         }
         media.push((Mid::from(mid), kind));
     }
@@ -192,12 +383,12 @@ fn check_sections(role: Role, offer: &str) -> Result<Vec<(Mid, MediaKind)>, Offe
 
 fn publisher_side(
     rtc: &Rtc,
-    sections: &[(Mid, MediaKind)],
+    sections: &[(Mid, Source)],
     generation: u64,
     setup: &PeerSetup,
 ) -> Result<Side, OfferError> {
     let mut tracks = Vec::new();
-    for (mid, kind) in sections {
+    for (mid, source) in sections {
         let Some(media) = rtc.media(*mid) else {
             continue;
         };
@@ -218,7 +409,7 @@ fn publisher_side(
         tracks.push(Arc::new(PublishedTrack::new(
             TrackId::new(generation, index),
             *mid,
-            *kind,
+            *source,
             params,
         )));
     }
@@ -286,7 +477,10 @@ fn viewer_side(
             "this offer cannot receive the publisher's media: {what}"
         )));
     }
-    Ok(Side::Subscriber(SubscriberSide { outs: tracks }))
+    Ok(Side::Subscriber(SubscriberSide {
+        outs: tracks,
+        negotiation: None,
+    }))
 }
 
 /// A parser's error text without what must not reach a client: str0m's SDP

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Mid};
 
-use super::ids::TrackId;
+use super::ids::{Source, TrackId};
 
 /// Most shards a server runs (bounded by the subscriber-count array below).
 pub const MAX_SHARDS: usize = 64;
@@ -182,6 +182,8 @@ pub struct PublishedTrack {
     pub id: TrackId,
     pub mid: Mid,
     pub kind: MediaKind,
+    /// What it carries (a WHIP publisher's: microphone and camera).
+    pub source: Source,
     /// The payload types negotiated for this track, as the publisher numbers them.
     pub params: Vec<PayloadParams>,
     /// Where this track's subscribers and publisher are.
@@ -190,11 +192,12 @@ pub struct PublishedTrack {
 
 impl PublishedTrack {
     /// A track nobody subscribes to yet.
-    pub fn new(id: TrackId, mid: Mid, kind: MediaKind, params: Vec<PayloadParams>) -> Self {
+    pub fn new(id: TrackId, mid: Mid, source: Source, params: Vec<PayloadParams>) -> Self {
         Self {
             id,
             mid,
-            kind,
+            kind: source.kind(),
+            source,
             params,
             audience: Audience::default(),
         }
@@ -278,7 +281,7 @@ mod tests {
                 tracks: vec![Arc::new(PublishedTrack::new(
                     TrackId::new(publisher, 1),
                     Mid::from("1"),
-                    MediaKind::Video,
+                    Source::Camera,
                     Vec::new(),
                 ))],
             })

@@ -193,7 +193,7 @@ mod tests {
         Arc::new(PublishedTrack::new(
             TrackId::new(publisher, 1),
             Mid::from("1"),
-            MediaKind::Video,
+            crate::sfu::Source::Camera,
             Vec::new(),
         ))
     }

@@ -237,7 +237,10 @@ impl World {
                     PeerEvent::Media(packet) => {
                         for (i, (_, viewer)) in self.viewers.iter_mut().enumerate() {
                             let before = self.out.events.len();
+                            // A WHEP viewer gets it by the main feed, a
+                            // conference subscriber by its track.
                             viewer.forward(&packet, &main_feed(&packet), &mut self.out);
+                            viewer.forward(&packet, &Feed::Track(packet.track.id), &mut self.out);
                             viewer.flush(now, &mut self.out);
                             self.viewer_keyframe_asks[i] += self.out.events[before..]
                                 .iter()
@@ -288,6 +291,12 @@ impl World {
                 return;
             }
         }
+    }
+
+    /// Adds a client and its server peer (answered, not yet connected).
+    pub fn add_viewer(&mut self, end: ClientEnd, peer: Peer) {
+        self.viewers.push((end, peer));
+        self.viewer_keyframe_asks.push(0);
     }
 
     /// Whether every server peer completed ICE and DTLS.
@@ -422,4 +431,46 @@ pub fn main_feed(packet: &Forwarded) -> Feed {
         room: packet.room_id,
         kind: packet.track.kind,
     }
+}
+
+/// A str0m client (full ICE) at `addr` that answers a server's `offer`
+/// (VP8 on payload type 100, Opus): a conference subscriber. Returns it with
+/// its answer.
+pub fn answering_client(now: Instant, addr: SocketAddr, offer: &str) -> (ClientEnd, String) {
+    let mut config = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false);
+    config.codec_config().add_config(
+        100.into(),
+        Some(101.into()),
+        Codec::Vp8,
+        str0m::media::Frequency::NINETY_KHZ,
+        None,
+        Default::default(),
+    );
+    let mut rtc = config.build(now);
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let offer = str0m::change::SdpOffer::from_sdp_string(offer).expect("our offer parses");
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .expect("the client answers");
+    let end = ClientEnd {
+        rtc,
+        addr,
+        events: Vec::new(),
+        mid: None,
+    };
+    (end, answer.to_sdp_string())
+}
+
+/// The client's answer to a later offer of the server's.
+pub fn answer_again(end: &mut ClientEnd, offer: &str) -> String {
+    let offer = str0m::change::SdpOffer::from_sdp_string(offer).expect("our offer parses");
+    end.rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .expect("the client answers")
+        .to_sdp_string()
 }

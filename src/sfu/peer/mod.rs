@@ -32,6 +32,10 @@ use super::stun_repair::{Repair, repair_binding_request};
 use super::{Feed, IdRng, Role, SessionId, TrackId};
 
 mod patch;
+mod subscribe;
+
+pub use subscribe::{AnswerError, ServerOffer};
+pub(super) use subscribe::{Negotiation, msid};
 
 /// Why a peer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -133,6 +137,9 @@ pub(super) struct PublisherSide {
 #[derive(Debug)]
 pub(super) struct SubscriberSide {
     pub outs: Vec<TrackOut>,
+    /// A conference subscribe transport's offers (`None`: WHEP, whose
+    /// client offered).
+    pub negotiation: Option<Negotiation>,
 }
 
 /// One outgoing track of a subscriber: an m-line of its `Rtc` fed by one
