@@ -16,7 +16,12 @@
 //! follows a client's own close still answers 200 ([`Directory::delete`]).
 //! A `DELETE` of a live session leaves none.
 
+mod conference;
 mod ended;
+
+pub use conference::{
+    AnswerRoute, ConferenceError, Grants, Joined, MAX_QUEUED_EVENTS, QueuedEvent, Resync,
+};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -49,6 +54,8 @@ struct SessionEntry {
     /// The client IP that created it (counted against `--max-sessions-per-ip`).
     client: Option<IpAddr>,
     place: Place,
+    /// The conference participant whose transport it is (by handle).
+    participant: Option<SessionId>,
 }
 
 impl SessionEntry {
@@ -65,6 +72,8 @@ struct RoomEntry {
     shared: Arc<RoomShared>,
     publisher: Option<(SessionId, Arc<PublishedMedia>)>,
     sessions: usize,
+    /// Conference participants by handle, in the order they joined.
+    members: Vec<SessionId>,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +87,10 @@ struct Inner {
     per_ip: HashMap<IpAddr, usize>,
     /// Sessions that ended by themselves a moment ago.
     ended: ended::Ended,
+    /// Conference participants by handle.
+    participants: HashMap<SessionId, conference::Participant>,
+    /// Participants whose subscribe transport must be told what to send.
+    dirty: std::collections::BTreeSet<SessionId>,
 }
 
 /// Why a session could not be added.
@@ -169,6 +182,8 @@ pub struct Directory {
     next_room_id: AtomicU64,
     next_generation: AtomicU64,
     limits: Limits,
+    /// Woken when a participant turns dirty (see `conference`).
+    resync: Arc<tokio::sync::Notify>,
 }
 
 impl Directory {
@@ -255,6 +270,7 @@ impl Directory {
                 )),
                 publisher: None,
                 sessions: 0,
+                members: Vec::new(),
             })
     }
 
@@ -301,7 +317,7 @@ impl Directory {
         match role {
             Role::Publisher => {
                 if room.publisher.is_some() {
-                    let empty = room.sessions == 0;
+                    let empty = room.sessions == 0 && room.members.is_empty();
                     drop_if_empty(&mut inner, &name, empty);
                     return Err(InsertError::RoomHasPublisher(name));
                 }
@@ -315,7 +331,7 @@ impl Directory {
             }
             Role::Viewer => {
                 if room.publisher.is_none() {
-                    let empty = room.sessions == 0;
+                    let empty = room.sessions == 0 && room.members.is_empty();
                     drop_if_empty(&mut inner, &name, empty);
                     return Err(InsertError::RoomHasNoPublisher(name));
                 }
@@ -328,6 +344,22 @@ impl Directory {
         }
         room.sessions += 1;
         peer.set_room(room.shared.clone());
+        Ok(insert_locked(&mut inner, peer, now, client, None))
+    }
+}
+
+/// Adds `peer`, attached to its room already (and counted in it), as pending.
+fn insert_locked(
+    inner: &mut Inner,
+    peer: Peer,
+    now: Instant,
+    client: Option<IpAddr>,
+    participant: Option<SessionId>,
+) -> SessionId {
+    let name = peer.room().name.clone();
+    let id = peer.id();
+    let role = peer.role();
+    {
         let ufrag = peer.ufrag().to_owned();
         inner.by_ufrag.insert(ufrag.clone(), id);
         inner.pending += 1;
@@ -343,11 +375,14 @@ impl Directory {
                 created: now,
                 client,
                 place: Place::Pending(Box::new(peer)),
+                participant,
             },
         );
-        Ok(id)
+        id
     }
+}
 
+impl Directory {
     /// A shard saw STUN for `ufrag` from an address it does not know.
     pub fn claim(&self, ufrag: &[u8], shard: usize) -> Claim {
         let Ok(ufrag) = std::str::from_utf8(ufrag) else {
@@ -582,6 +617,9 @@ fn end_locked(inner: &mut Inner, id: SessionId, now: Instant) -> Option<Place> {
 
 fn remove_locked(inner: &mut Inner, id: SessionId) -> Option<Place> {
     let entry = inner.sessions.remove(&id)?;
+    if let Some(handle) = entry.participant {
+        conference::transport_gone(inner, handle, id);
+    }
     inner.by_ufrag.remove(&entry.ufrag);
     if matches!(entry.place, Place::Pending(_)) {
         inner.pending = inner.pending.saturating_sub(1);
@@ -601,7 +639,7 @@ fn remove_locked(inner: &mut Inner, id: SessionId) -> Option<Place> {
         {
             room.shared.clear_main(media.publisher);
         }
-        let empty = room.sessions == 0;
+        let empty = room.sessions == 0 && room.members.is_empty();
         drop_if_empty(inner, &entry.room, empty);
     }
     Some(entry.place)

@@ -4,6 +4,7 @@
 //! accounts for every packet. The integration tests drive the server with it;
 //! the load tool grows from it.
 
+pub mod conference;
 pub mod driver;
 pub mod payload;
 pub mod report;
@@ -161,6 +162,9 @@ pub struct Client {
     /// takes them in order (see `sfu::recovery`).
     start_hold: StartHold,
     buf: Vec<u8>,
+    /// A conference subscriber: the server's offers (from its event
+    /// stream), answered as they come.
+    offers: Option<conference::OfferInbox>,
 }
 
 /// What a client measured.
@@ -184,6 +188,22 @@ impl Client {
     pub fn connect(
         base: &str,
         room: &str,
+        role: ClientRole,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let path = match role {
+            ClientRole::Publish => "whip",
+            ClientRole::Watch => "whep",
+        };
+        let url = format!("{}/{path}/{room}", base.trim_end_matches('/'));
+        Self::connect_to(base, &url, role, options)
+    }
+
+    /// Creates the session by offering to `url` (a WHIP or WHEP endpoint,
+    /// or a conference participant's publish URL).
+    pub fn connect_to(
+        base: &str,
+        url: &str,
         role: ClientRole,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
@@ -224,15 +244,10 @@ impl Client {
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .into();
-        let path = match role {
-            ClientRole::Publish => "whip",
-            ClientRole::Watch => "whep",
-        };
-        let url = format!("{}/{path}/{room}", base.trim_end_matches('/'));
         let endpoint = signaling::Endpoint {
             agent: &agent,
             base,
-            url: &url,
+            url,
         };
         let negotiated = signaling::negotiate(
             endpoint,
@@ -298,6 +313,7 @@ impl Client {
             stun_rewritten: 0,
             start_hold: StartHold::new(rtx_pts),
             buf: vec![0; 2048],
+            offers: None,
         })
     }
 
@@ -341,6 +357,7 @@ impl Client {
         stop: &AtomicBool,
     ) -> Result<(), ClientError> {
         loop {
+            self.answer_offers()?;
             let timeout = self.drain()?;
             let now = Instant::now();
             if now >= until || stop.load(Ordering::Relaxed) {

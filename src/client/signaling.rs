@@ -106,11 +106,11 @@ pub(super) struct Negotiated {
 }
 
 /// One HTTP exchange.
-struct Reply {
-    status: u16,
-    etag: Option<String>,
-    location: Option<String>,
-    body: String,
+pub(super) struct Reply {
+    pub status: u16,
+    pub etag: Option<String>,
+    pub location: Option<String>,
+    pub body: String,
 }
 
 /// The offer as a quirky client would send it.
@@ -245,7 +245,7 @@ fn patch(
     )
 }
 
-fn request(
+pub(super) fn request(
     agent: &ureq::Agent,
     method: &str,
     url: &str,

@@ -61,24 +61,32 @@ pub fn spawn(
     flags: &Flags,
     limit: Duration,
 ) -> Result<Running, ClientError> {
-    let mut client = Client::connect(base, room, role, options)?;
+    let client = Client::connect(base, room, role, options)?;
+    run(client, format!("client-{room}"), flags, limit)
+}
+
+/// Runs a connected `client` on a thread named `name` (at most `limit`).
+pub fn run(
+    mut client: Client,
+    name: String,
+    flags: &Flags,
+    limit: Duration,
+) -> Result<Running, ClientError> {
     let flags = flags.clone();
-    let thread = std::thread::Builder::new()
-        .name(format!("client-{room}"))
-        .spawn(move || {
-            let end = Instant::now() + limit;
-            let mut counted = false;
-            while Instant::now() < end && !flags.stop.load(Ordering::Relaxed) {
-                let slice = (Instant::now() + Duration::from_millis(20)).min(end);
-                if let Err(e) = client.run(slice, &flags.send, &flags.stop) {
-                    return (client, Err(e));
-                }
-                if !counted && client.is_connected() {
-                    counted = true;
-                    flags.connected.fetch_add(1, Ordering::Relaxed);
-                }
+    let thread = std::thread::Builder::new().name(name).spawn(move || {
+        let end = Instant::now() + limit;
+        let mut counted = false;
+        while Instant::now() < end && !flags.stop.load(Ordering::Relaxed) {
+            let slice = (Instant::now() + Duration::from_millis(20)).min(end);
+            if let Err(e) = client.run(slice, &flags.send, &flags.stop) {
+                return (client, Err(e));
             }
-            (client, Ok(()))
-        })?;
+            if !counted && client.is_connected() {
+                counted = true;
+                flags.connected.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        (client, Ok(()))
+    })?;
     Ok(Running { thread })
 }

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::problem::Problem;
-use crate::sfu::Role;
+use crate::sfu::{Role, Source};
 
 /// Longest token looked at; anything longer is invalid.
 const MAX_TOKEN_LEN: usize = 8192;
@@ -57,6 +57,14 @@ pub struct Grant {
     room: Option<String>,
     /// `None`: both roles.
     access: Option<Access>,
+    /// The `sub` claim: a conference participant's id.
+    pub identity: Option<String>,
+    /// The `name` claim: a participant's display name.
+    pub name: Option<String>,
+    /// What a conference participant may do: `publish` (a list of sources,
+    /// default: all of them if the role publishes), `subscribe` (default:
+    /// if the role watches), `owner` (default: no).
+    pub conference: crate::directory::Grants,
 }
 
 impl Grant {
@@ -65,7 +73,25 @@ impl Grant {
         Self {
             room: None,
             access: None,
+            identity: None,
+            name: None,
+            conference: crate::directory::Grants::all(),
         }
+    }
+
+    /// Whether this grant covers room `room` at all; 403 if not.
+    pub fn permit_room(&self, room: &str) -> Result<(), Problem> {
+        if self.room.as_deref().is_none_or(|r| r == room) {
+            return Ok(());
+        }
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            format!("the token does not allow to join room {room:?}"),
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"uringcast\", error=\"insufficient_scope\""),
+        ))
     }
 
     /// Whether this grant covers `access` in `room`; 403 if not.
@@ -94,6 +120,16 @@ impl Grant {
 struct Claims {
     room: String,
     role: String,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    publish: Option<Vec<String>>,
+    #[serde(default)]
+    subscribe: Option<bool>,
+    #[serde(default)]
+    owner: Option<bool>,
 }
 
 /// The configured token checks.
@@ -176,8 +212,34 @@ impl Auth {
                 ));
             }
         };
+        let publish = match &claims.publish {
+            None if access != Some(Access::Watch) => Source::ALL.to_vec(),
+            None => Vec::new(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    Source::parse(n).ok_or_else(|| {
+                        unauthorized(
+                            &format!("the token's publish claim names {n:?}, not microphone, camera or screen"),
+                            true,
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let conference = crate::directory::Grants {
+            publish,
+            subscribe: claims.subscribe.unwrap_or(access != Some(Access::Publish)),
+            owner: claims.owner.unwrap_or(false),
+        };
         let room = (claims.room != "*").then_some(claims.room);
-        Ok(Grant { room, access })
+        Ok(Grant {
+            room,
+            access,
+            identity: claims.sub,
+            name: claims.name,
+            conference,
+        })
     }
 }
 

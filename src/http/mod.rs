@@ -10,6 +10,7 @@ mod ice_servers;
 mod limits;
 mod patch;
 mod problem;
+mod rooms;
 mod sdp_checks;
 mod serve;
 mod session;
@@ -187,6 +188,7 @@ pub fn router(state: AppState) -> Router {
             header::AUTHORIZATION,
             header::IF_MATCH,
             header::ETAG,
+            HeaderName::from_static("last-event-id"),
         ])
         .expose_headers([
             header::LOCATION,
@@ -209,6 +211,28 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/session/{id}", delete(session::delete).patch(patch::patch))
         .route("/v1/stats", get(stats::stats))
+        .route("/v1/rooms/{room}/participants", post(rooms::join))
+        .route("/v1/participants/{handle}", delete(rooms::leave))
+        .route("/v1/participants/{handle}/events", get(rooms::events))
+        .route("/v1/participants/{handle}/publish", post(rooms::publish))
+        .route(
+            "/v1/participants/{handle}/subscribe",
+            post(rooms::subscribe),
+        )
+        .route("/v1/participants/{handle}/answer", post(rooms::answer))
+        .route("/v1/participants/{handle}/info", post(rooms::info))
+        .route(
+            "/v1/participants/{handle}/broadcast",
+            post(rooms::broadcast),
+        )
+        .route(
+            "/v1/participants/{handle}/message/{to}",
+            post(rooms::message),
+        )
+        .route(
+            "/v1/participants/{handle}/subscription",
+            post(rooms::subscription),
+        )
         .fallback(not_found)
         // Inside CORS, so a page can read a 429.
         .layer(middleware::from_fn_with_state(

@@ -191,7 +191,7 @@ async fn create_session(
 /// the server as a whole is busy), 429 + `Retry-After`
 /// (`--max-sessions-per-ip`: this client asks too much), 403 (`--room-size`:
 /// this room is full; a retry of the same request is not expected to work soon).
-fn refused(state: &AppState, e: InsertError) -> Problem {
+pub(super) fn refused(state: &AppState, e: InsertError) -> Problem {
     let c = &state.counters;
     match e {
         InsertError::RoomHasPublisher(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
@@ -300,7 +300,7 @@ pub async fn delete(
     }
 }
 
-fn check_room_name(room: &str) -> Result<(), Problem> {
+pub(super) fn check_room_name(room: &str) -> Result<(), Problem> {
     let ok = !room.is_empty()
         && room.len() <= MAX_ROOM_NAME
         && room
@@ -318,7 +318,7 @@ fn check_room_name(room: &str) -> Result<(), Problem> {
 
 /// The request's SDP: `Content-Type: application/sdp` (parameters allowed),
 /// at most `limit` bytes, UTF-8.
-async fn read_sdp(
+pub(super) async fn read_sdp(
     headers: &HeaderMap,
     body: Body,
     limit: usize,

@@ -54,6 +54,8 @@ pub fn spawn_background_tasks(state: &AppState, connect_timeout: Duration) {
     let sampler = state.sampler.clone();
     let directory = state.directory.clone();
     let counters = state.counters.clone();
+    let shards = state.shards.clone();
+    super::rooms::spawn_resync(state);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last = Instant::now();
@@ -66,6 +68,15 @@ pub fn spawn_background_tasks(state: &AppState, connect_timeout: Duration) {
             if expired > 0 {
                 counters.add(&counters.pending_expired, expired as u64);
                 tracing::info!(expired, "pending sessions expired before their first STUN");
+            }
+            let (closing, reaped) = directory.reap_participants(now, connect_timeout);
+            for (shard, id) in closing {
+                if let Some(handle) = shards.get(shard) {
+                    handle.command(crate::shard::Control::Close(id));
+                }
+            }
+            if reaped > 0 {
+                tracing::info!(reaped, "participants gone (no event stream, no transport)");
             }
         }
     });

@@ -20,8 +20,8 @@ use super::stats::ShardStats;
 use crate::directory::{Claim, Directory};
 use crate::net::RecvMeta;
 use crate::sfu::{
-    CloseReason, Feed, FeedSource, Forwarded, IcePatch, Outputs, PatchError, PatchOutcome, Peer,
-    PeerEvent, SessionId, TrackId,
+    AnswerError, CloseReason, Feed, FeedSource, Forwarded, IcePatch, Outputs, PatchError,
+    PatchOutcome, Peer, PeerEvent, PublishedTrack, SessionId, TrackId,
 };
 use crate::wire;
 
@@ -233,6 +233,73 @@ impl Core {
             None => self.routes.unname(&old, key),
         }
         result
+    }
+
+    /// Tells a local subscribe transport what to send; its offer, if it
+    /// makes one, goes to the directory as its participant's event.
+    pub(super) fn desire(
+        &mut self,
+        key: PeerKey,
+        now: Instant,
+        id: SessionId,
+        tracks: Vec<Arc<PublishedTrack>>,
+    ) {
+        let mut offer = None;
+        self.renegotiate(key, now, |peer, out| offer = peer.desire(now, tracks, out));
+        if let Some(offer) = offer {
+            self.directory.post_offer(id, &offer);
+        }
+    }
+
+    /// Gives a local subscribe transport its client's answer.
+    pub(super) fn answer(
+        &mut self,
+        key: PeerKey,
+        now: Instant,
+        id: SessionId,
+        revision: u32,
+        sdp: &str,
+    ) -> Result<(), AnswerError> {
+        let mut result = Err(AnswerError::Closed);
+        self.renegotiate(key, now, |peer, out| {
+            result = peer.accept_subscribe_answer(now, revision, sdp, out)
+        });
+        let next = result?;
+        if let Some(offer) = next {
+            self.directory.post_offer(id, &offer);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on a peer, then brings the router in step with the feeds
+    /// it receives afterwards.
+    fn renegotiate(&mut self, key: PeerKey, now: Instant, f: impl FnOnce(&mut Peer, &mut Outputs)) {
+        let before: Vec<FeedSource> = match self.slot_mut(key) {
+            Some(slot) => slot.peer.feeds().cloned().collect(),
+            None => return,
+        };
+        self.call(key, now, f);
+        let Some(slot) = self.slot_mut(key) else {
+            // It closed: `remove` unsubscribed the feeds it had at the end;
+            // these are the ones the router still held for it.
+            for feed in before {
+                self.router.unsubscribe(feed.feed(), key);
+            }
+            return;
+        };
+        let after: Vec<FeedSource> = slot.peer.feeds().cloned().collect();
+        for gone in before
+            .iter()
+            .filter(|b| after.iter().all(|a| a.feed() != b.feed()))
+        {
+            self.router.unsubscribe(gone.feed(), key);
+        }
+        for new in after
+            .iter()
+            .filter(|a| before.iter().all(|b| b.feed() != a.feed()))
+        {
+            self.router.subscribe(new, key);
+        }
     }
 
     fn ufrag_is(&self, key: PeerKey, ufrag: &[u8]) -> bool {

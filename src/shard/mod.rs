@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 pub use inspect::{Tables, TablesError};
-pub use msg::{Control, PatchReply, ShardControl, ShardHandle, ShardInbox, ShardMedia, channel};
+pub use msg::{
+    AnswerReply, Control, PatchReply, ShardControl, ShardHandle, ShardInbox, ShardMedia, channel,
+};
 pub use stats::{ShardSnapshot, ShardStats};
 
 use crate::directory::Directory;
@@ -205,6 +207,25 @@ impl ShardState {
                         None => PatchReply::NotHere,
                     };
                     // Signaling may have given up waiting; nothing to do then.
+                    let _ = reply.send(answer);
+                }
+                Control::Desire { id, tracks } => {
+                    if let Some(key) = self.core.by_session.get(&id).copied() {
+                        self.core.desire(key, now, id, tracks);
+                    }
+                }
+                Control::Answer {
+                    id,
+                    revision,
+                    sdp,
+                    reply,
+                } => {
+                    let answer = match self.core.by_session.get(&id).copied() {
+                        Some(key) => {
+                            AnswerReply::Applied(self.core.answer(key, now, id, revision, &sdp))
+                        }
+                        None => AnswerReply::NotHere,
+                    };
                     let _ = reply.send(answer);
                 }
             }

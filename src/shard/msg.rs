@@ -34,7 +34,9 @@ use str0m::media::KeyframeRequestKind;
 
 use super::stats::ShardStats;
 use crate::net::{RecvMeta, Waker};
-use crate::sfu::{Forwarded, IcePatch, PatchError, PatchOutcome, SessionId, TrackId};
+use crate::sfu::{
+    AnswerError, Forwarded, IcePatch, PatchError, PatchOutcome, PublishedTrack, SessionId, TrackId,
+};
 
 /// Shard to shard, media lane: may be dropped (and counted) when full.
 #[derive(Debug)]
@@ -79,6 +81,29 @@ pub enum Control {
         patch: Box<IcePatch>,
         reply: tokio::sync::oneshot::Sender<PatchReply>,
     },
+    /// A conference subscribe transport placed here must send exactly
+    /// `tracks`; an offer it makes goes to the directory as an event.
+    Desire {
+        id: SessionId,
+        tracks: Vec<Arc<PublishedTrack>>,
+    },
+    /// The client's answer to a subscribe transport's offer `revision`;
+    /// a next offer goes to the directory as an event.
+    Answer {
+        id: SessionId,
+        revision: u32,
+        sdp: String,
+        reply: tokio::sync::oneshot::Sender<AnswerReply>,
+    },
+}
+
+/// A shard's answer to [`Control::Answer`].
+#[derive(Debug)]
+pub enum AnswerReply {
+    /// The transport took the answer, or refused it.
+    Applied(Result<(), AnswerError>),
+    /// The session is not (or no longer) on this shard.
+    NotHere,
 }
 
 /// A shard's answer to [`Control::Patch`].

@@ -206,6 +206,12 @@ pub use uringcast::client::swarm::Flags;
 /// A running client whose thread must end cleanly.
 pub struct Running(uringcast::client::swarm::Running);
 
+impl From<uringcast::client::swarm::Running> for Running {
+    fn from(running: uringcast::client::swarm::Running) -> Self {
+        Self(running)
+    }
+}
+
 impl Running {
     /// The client back from its thread; its run must not have failed.
     pub fn join(self) -> Client {
