@@ -1,0 +1,273 @@
+//! The state behind [`super`]: one participant (its info, grants,
+//! transports, wishes and event queue) and the functions that work on the
+//! directory's state under its lock — room broadcasts, snapshots, what a
+//! participant should receive, offers as events, leaving.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use super::super::{Inner, Place, RoomEntry};
+use super::{Grants, MAX_QUEUED_EVENTS, QueuedEvent};
+use crate::sfu::{PublishedMedia, PublishedTrack, ServerOffer, SessionId, Source, TrackId};
+
+#[derive(Debug)]
+pub(in crate::directory) struct Participant {
+    pub(super) id: String,
+    pub(super) room: String,
+    pub(super) info: Value,
+    pub(super) grants: Grants,
+    pub(super) publish: Option<(SessionId, Arc<PublishedMedia>)>,
+    pub(super) subscribe: Option<SessionId>,
+    /// Sources not wanted, by participant id (default: everything).
+    pub(super) unwanted: HashMap<String, Vec<Source>>,
+    pub(super) next_event: u64,
+    pub(super) events: VecDeque<QueuedEvent>,
+    pub(super) notify: Arc<Notify>,
+    /// Bumped when an event stream opens: an older stream sees it and ends.
+    pub(super) stream: u64,
+    /// Whether stream number `stream` is open.
+    pub(super) streaming: bool,
+    /// Since when it has had neither an event stream nor a transport.
+    pub(super) idle_since: Option<Instant>,
+}
+
+impl Participant {
+    pub(super) fn push(&mut self, name: &'static str, data: &Value) {
+        self.next_event += 1;
+        self.events.push_back(QueuedEvent {
+            id: self.next_event,
+            name,
+            data: data.to_string().into(),
+        });
+        while self.events.len() > MAX_QUEUED_EVENTS {
+            self.events.pop_front();
+        }
+        self.notify.notify_one();
+    }
+
+    pub(super) fn public(&self) -> Value {
+        json!({ "id": self.id, "info": self.info, "tracks": self.tracks() })
+    }
+
+    pub(super) fn tracks(&self) -> Vec<Value> {
+        self.publish.as_ref().map_or_else(Vec::new, |(_, media)| {
+            media.tracks.iter().map(|t| track_json(t)).collect()
+        })
+    }
+
+    pub(super) fn wants(&self, from: &str, source: Source) -> bool {
+        self.grants.subscribe
+            && self
+                .unwanted
+                .get(from)
+                .is_none_or(|sources| !sources.contains(&source))
+    }
+}
+
+pub(super) fn track_json(t: &PublishedTrack) -> Value {
+    json!({ "id": t.id.get(), "source": t.source, "kind": format!("{:?}", t.kind).to_lowercase() })
+}
+
+pub(super) fn inner_has_id(
+    participants: &HashMap<SessionId, Participant>,
+    handle: SessionId,
+    id: &str,
+) -> bool {
+    participants.get(&handle).is_some_and(|p| p.id == id)
+}
+
+pub(super) fn member_by_id(inner: &Inner, room: &str, id: &str) -> Option<SessionId> {
+    let entry = inner.rooms.get(room)?;
+    entry
+        .members
+        .iter()
+        .copied()
+        .find(|h| inner_has_id(&inner.participants, *h, id))
+}
+
+pub(super) fn members_except(inner: &Inner, room: &str, except: SessionId) -> Vec<SessionId> {
+    inner
+        .rooms
+        .get(room)
+        .map_or_else(Vec::new, |e: &RoomEntry| {
+            e.members.iter().copied().filter(|h| *h != except).collect()
+        })
+}
+
+/// `event` to every participant of `room` but `except`.
+pub(super) fn broadcast_locked(
+    inner: &mut Inner,
+    room: &str,
+    except: Option<SessionId>,
+    name: &'static str,
+    event: &Value,
+) {
+    let members = inner
+        .rooms
+        .get(room)
+        .map(|e| e.members.clone())
+        .unwrap_or_default();
+    for h in members.into_iter().filter(|h| Some(*h) != except) {
+        if let Some(p) = inner.participants.get_mut(&h) {
+            p.push(name, event);
+        }
+    }
+}
+
+pub(super) fn announce_tracks(
+    inner: &mut Inner,
+    room: &str,
+    handle: SessionId,
+    media: &PublishedMedia,
+    name: &'static str,
+) {
+    let Some(id) = inner.participants.get(&handle).map(|p| p.id.clone()) else {
+        return;
+    };
+    for t in &media.tracks {
+        let event = json!({ "participant": id, "track": track_json(t) });
+        broadcast_locked(inner, room, Some(handle), name, &event);
+    }
+}
+
+pub(super) fn snapshot_locked(inner: &Inner, handle: SessionId) -> Value {
+    let Some(me) = inner.participants.get(&handle) else {
+        return Value::Null;
+    };
+    let others: Vec<Value> = inner
+        .rooms
+        .get(&me.room)
+        .map(|e| e.members.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter(|h| **h != handle)
+        .filter_map(|h| inner.participants.get(h))
+        .map(Participant::public)
+        .collect();
+    json!({ "room": me.room, "you": me.public(), "participants": others })
+}
+
+pub(super) fn wanted_locked(inner: &Inner, handle: SessionId) -> Vec<Arc<PublishedTrack>> {
+    let Some(me) = inner.participants.get(&handle) else {
+        return Vec::new();
+    };
+    let Some(entry) = inner.rooms.get(&me.room) else {
+        return Vec::new();
+    };
+    let mut tracks = Vec::new();
+    for other in entry.members.iter().filter(|h| **h != handle) {
+        let Some(p) = inner.participants.get(other) else {
+            continue;
+        };
+        let Some((_, media)) = &p.publish else {
+            continue;
+        };
+        tracks.extend(
+            media
+                .tracks
+                .iter()
+                .filter(|t| me.wants(&p.id, t.source))
+                .cloned(),
+        );
+    }
+    tracks
+}
+
+pub(super) fn post_offer_locked(inner: &mut Inner, session: SessionId, offer: &ServerOffer) {
+    let Some(handle) = inner.sessions.get(&session).and_then(|s| s.participant) else {
+        return;
+    };
+    let owner = |id: TrackId| -> Option<Value> {
+        inner.participants.values().find_map(|p| {
+            let (_, media) = p.publish.as_ref()?;
+            let t = media.tracks.iter().find(|t| t.id == id)?;
+            Some(json!({ "participant": p.id, "track": track_json(t) }))
+        })
+    };
+    let tracks: Vec<Value> = offer
+        .mids
+        .iter()
+        .map(|(mid, id)| {
+            let mut v = owner(*id).unwrap_or_else(|| json!({ "track": { "id": id.get() } }));
+            v["mid"] = json!(mid);
+            v
+        })
+        .collect();
+    let event = json!({ "revision": offer.revision, "sdp": offer.sdp, "tracks": tracks });
+    if let Some(p) = inner.participants.get_mut(&handle) {
+        p.push("offer", &event);
+    }
+}
+
+/// Removes transport `session`: a pending one is dropped here; a placed
+/// one is returned for the caller to close on its shard.
+pub(super) fn drop_transport(inner: &mut Inner, session: SessionId) -> Option<(usize, SessionId)> {
+    match super::super::remove_locked(inner, session)? {
+        Place::Shard(shard) => Some((shard, session)),
+        Place::Pending(_) => None,
+    }
+}
+
+/// Removes participant `handle` (its transports too), tells the room.
+pub(super) fn leave_locked(
+    inner: &mut Inner,
+    handle: SessionId,
+    reason: &str,
+) -> Vec<(usize, SessionId)> {
+    let Some(mut p) = inner.participants.remove(&handle) else {
+        return Vec::new();
+    };
+    inner.dirty.remove(&handle);
+    let mut closing = Vec::new();
+    let transports = [p.publish.take().map(|(id, _)| id), p.subscribe.take()];
+    for session in transports.into_iter().flatten() {
+        closing.extend(drop_transport(inner, session));
+    }
+    if let Some(entry) = inner.rooms.get_mut(&p.room) {
+        entry.members.retain(|h| *h != handle);
+    }
+    let event = json!({ "id": p.id, "reason": reason });
+    broadcast_locked(inner, &p.room, None, "participantLeft", &event);
+    // Its tracks are gone from what everyone else receives.
+    let others: Vec<SessionId> = inner
+        .rooms
+        .get(&p.room)
+        .map(|e| e.members.clone())
+        .unwrap_or_default();
+    inner.dirty.extend(others);
+    if let Some(entry) = inner.rooms.get(&p.room)
+        && entry.sessions == 0
+        && entry.members.is_empty()
+    {
+        inner.rooms.remove(&p.room);
+    }
+    p.notify.notify_waiters();
+    closing
+}
+
+/// A transport of participant `handle` ended (its session was removed):
+/// a publish transport's tracks are unpublished.
+pub(in crate::directory) fn transport_gone(
+    inner: &mut Inner,
+    handle: SessionId,
+    session: SessionId,
+) {
+    let Some(p) = inner.participants.get_mut(&handle) else {
+        return;
+    };
+    if p.subscribe == Some(session) {
+        p.subscribe = None;
+        return;
+    }
+    let Some((_, media)) = p.publish.take_if(|(id, _)| *id == session) else {
+        return;
+    };
+    let room = p.room.clone();
+    announce_tracks(inner, &room, handle, &media, "trackUnpublished");
+    let others = members_except(inner, &room, handle);
+    inner.dirty.extend(others);
+}
