@@ -72,6 +72,8 @@ struct RoomEntry {
     shared: Arc<RoomShared>,
     publisher: Option<(SessionId, Arc<PublishedMedia>)>,
     sessions: usize,
+    /// Of those, WHEP viewers (counted against `--room-size`).
+    viewers: usize,
     /// Conference participants by handle, in the order they joined.
     members: Vec<SessionId>,
 }
@@ -270,19 +272,23 @@ impl Directory {
                 )),
                 publisher: None,
                 sessions: 0,
+                viewers: 0,
                 members: Vec::new(),
             })
     }
 
-    /// The media of room `name`'s current publisher, if it has one.
+    /// The media of room `name`'s main feed (its WHIP publisher, else its
+    /// participant that published last), if it has one: what a WHEP
+    /// viewer is fed.
     pub fn publisher_media(&self, name: &str) -> Option<Arc<PublishedMedia>> {
         let inner = self.inner.lock();
-        inner
-            .rooms
-            .get(name)?
-            .publisher
-            .as_ref()
-            .map(|(_, m)| m.clone())
+        inner.rooms.get(name)?.shared.main_media()
+    }
+
+    /// Whether room `name` has a WHIP publisher.
+    pub fn has_whip_publisher(&self, name: &str) -> bool {
+        let inner = self.inner.lock();
+        inner.rooms.get(name).is_some_and(|r| r.publisher.is_some())
     }
 
     /// A fresh publisher generation (never 0).
@@ -325,26 +331,30 @@ impl Directory {
                     .published_media()
                     .cloned()
                     .ok_or_else(|| InsertError::RoomHasNoPublisher(name.clone()))?;
-                // A WHIP publisher feeds the room's main feed (WHEP viewers).
-                room.shared.set_main(Some(media.clone()));
                 room.publisher = Some((id, media));
             }
             Role::Viewer => {
-                if room.publisher.is_none() {
+                if room.shared.main_media().is_none() {
                     let empty = room.sessions == 0 && room.members.is_empty();
                     drop_if_empty(&mut inner, &name, empty);
                     return Err(InsertError::RoomHasNoPublisher(name));
                 }
-                // The room has a publisher, so its other sessions are viewers.
-                let viewers = room.sessions.saturating_sub(1);
-                if room_size > 0 && viewers >= room_size {
+                if room_size > 0 && room.viewers >= room_size {
                     return Err(InsertError::RoomFull(name, room_size));
                 }
+                room.viewers += 1;
             }
         }
         room.sessions += 1;
         peer.set_room(room.shared.clone());
-        Ok(insert_locked(&mut inner, peer, now, client, None))
+        // A WHIP publisher is a participant of the room that only publishes
+        // (and feeds its main feed, what WHEP viewers watch).
+        let participant = (role == Role::Publisher).then_some(id);
+        let id = insert_locked(&mut inner, peer, now, client, participant);
+        if role == Role::Publisher {
+            conference::whip_joined(&mut inner, &name, id);
+        }
+        Ok(id)
     }
 }
 
@@ -634,11 +644,15 @@ fn remove_locked(inner: &mut Inner, id: SessionId) -> Option<Place> {
     }
     if let Some(room) = inner.rooms.get_mut(&entry.room) {
         room.sessions = room.sessions.saturating_sub(1);
-        if entry.role == Role::Publisher
-            && let Some((_, media)) = room.publisher.take_if(|(p, _)| *p == id)
-        {
-            room.shared.clear_main(media.publisher);
+        if entry.role == Role::Viewer && entry.participant.is_none() {
+            room.viewers = room.viewers.saturating_sub(1);
         }
+        if entry.role == Role::Publisher && room.publisher.take_if(|(p, _)| *p == id).is_some() {
+            conference::choose_main(inner, &entry.room);
+        }
+        let Some(room) = inner.rooms.get_mut(&entry.room) else {
+            return Some(entry.place);
+        };
         let empty = room.sessions == 0 && room.members.is_empty();
         drop_if_empty(inner, &entry.room, empty);
     }

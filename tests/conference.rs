@@ -9,68 +9,12 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use common::room::{Member, SEND_FOR, join, wait_for};
 use common::{Flags, Running, ServerProc};
 use serde_json::json;
 use uringcast::client::conference::{Participant, RoomEvent};
 use uringcast::client::payload::Kind;
 use uringcast::client::{Client, ClientOptions, swarm};
-
-/// How long media is sent.
-const SEND_FOR: Duration = Duration::from_secs(3);
-
-struct Member {
-    /// Kept so the participant stays in the room (its event stream open).
-    _participant: Participant,
-    _events: Receiver<RoomEvent>,
-    publisher: Running,
-    subscriber: Running,
-    tag: u32,
-}
-
-fn join(server: &ServerProc, room: &str, name: &str, tag: u32, flags: &Flags) -> Member {
-    let participant = Participant::join(
-        &server.base,
-        room,
-        &json!({ "id": name, "info": { "name": name } }),
-        Default::default(),
-    )
-    .expect("join");
-    let (events, offers) = participant.events().expect("the event stream opens");
-    let options = ClientOptions {
-        tag,
-        video_bitrate: 300_000,
-        ..ClientOptions::default()
-    };
-    let publisher = participant.publish(options.clone(), "").expect("publish");
-    let subscriber = participant.subscribe(options, offers).expect("subscribe");
-    let limit = Duration::from_secs(40);
-    let publisher = swarm::run(publisher, format!("pub-{name}"), flags, limit).expect("thread");
-    let subscriber = swarm::run(subscriber, format!("sub-{name}"), flags, limit).expect("thread");
-    Member {
-        _participant: participant,
-        _events: events,
-        publisher: Running::from(publisher),
-        subscriber: Running::from(subscriber),
-        tag,
-    }
-}
-
-/// Events from `events` until `until` holds for one (at most `limit`).
-fn wait_for(
-    events: &Receiver<RoomEvent>,
-    limit: Duration,
-    until: impl Fn(&RoomEvent) -> bool,
-) -> Option<RoomEvent> {
-    let end = Instant::now() + limit;
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        match events.recv_timeout(left) {
-            Ok(e) if until(&e) => return Some(e),
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-    }
-    None
-}
 
 #[test]
 fn six_participants_each_receive_the_other_five_across_two_shards() {

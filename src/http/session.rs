@@ -19,7 +19,7 @@ use super::AppState;
 use super::auth::Access;
 use super::problem::Problem;
 use crate::directory::{Deletion, InsertError, Place, SessionInfo};
-use crate::sfu::{OfferError, Role, SessionId, accept_offer};
+use crate::sfu::{OfferError, Role, SessionId, accept_offer, accept_watch_tracks};
 use crate::shard::Control;
 
 /// Seconds a client is told to wait before retrying a 409.
@@ -117,9 +117,24 @@ async fn create_session(
         .precheck(client)
         .map_err(|e| refused(state, e))?;
     let offer = read_sdp(headers, body, state.max_body, state.body_timeout).await?;
-    let publisher = state.directory.publisher_media(room);
+    // `?participant=ID`: watch that conference participant, not the main feed.
+    let named = query_param(query, "participant");
+    let publisher = match &named {
+        Some(id) if role == Role::Viewer => {
+            let media = state.directory.participant_media(room, id);
+            if media.is_none() {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    format!("participant {id:?} publishes nothing in room {room:?}"),
+                )
+                .retry_after(RETRY_SECONDS));
+            }
+            media
+        }
+        _ => state.directory.publisher_media(room),
+    };
     match (role, &publisher) {
-        (Role::Publisher, Some(_)) => {
+        (Role::Publisher, _) if state.directory.has_whip_publisher(room) => {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 format!("room {room:?} already has a publisher"),
@@ -134,12 +149,14 @@ async fn create_session(
         }
         _ => {}
     }
+    let by_track = named.is_some() && role == Role::Viewer;
     let room_name = room.to_owned();
     let generation = state.directory.next_generation();
     let setup = state.setup.clone();
     let now = Instant::now();
-    let accepted = tokio::task::spawn_blocking(move || {
-        accept_offer(
+    let accepted = tokio::task::spawn_blocking(move || match (&publisher, by_track) {
+        (Some(media), true) => accept_watch_tracks(&offer, &setup, &room_name, media, now),
+        _ => accept_offer(
             role,
             &offer,
             &setup,
@@ -147,7 +164,7 @@ async fn create_session(
             publisher.as_deref(),
             generation,
             now,
-        )
+        ),
     })
     .await
     .map_err(|e| {
@@ -394,4 +411,14 @@ pub(super) async fn read_limited(
         )
         .with_header(header::CONNECTION, close())),
     }
+}
+
+/// The value of parameter `name` in a query string, if given (not
+/// percent-decoded: ids and room names are plain characters).
+pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
 }

@@ -38,7 +38,9 @@ mod trickle;
 pub use bitrate::BitrateLimit;
 pub use ids::{Feed, IdRng, Role, SessionId, Source, TrackId, UFRAG_LEN};
 pub use keyframe::KeyframeThrottle;
-pub use offer::{OfferError, PeerSetup, accept_offer, accept_publish, new_subscriber, scrub};
+pub use offer::{
+    OfferError, PeerSetup, accept_offer, accept_publish, accept_watch_tracks, new_subscriber, scrub,
+};
 pub use peer::{AnswerError, CloseReason, Forwarded, Outputs, Peer, PeerEvent, ServerOffer};
 pub use rewrite::{Rewriter, Rewritten};
 pub use room::{Audience, PublishedMedia, PublishedTrack, RoomShared};

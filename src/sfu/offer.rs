@@ -79,9 +79,22 @@ pub fn accept_offer(
 ) -> Result<(Peer, String), OfferError> {
     let publishing = match role {
         Role::Publisher => Publishing::Whip { generation },
-        Role::Viewer => Publishing::No,
+        Role::Viewer => Publishing::Watch { by_track: false },
     };
     accept(role, offer, setup, room, publisher, publishing, now)
+}
+
+/// A WHEP viewer of one participant: fed by `media`'s tracks themselves
+/// rather than the room's main feed (`POST /whep/{room}?participant=…`).
+pub fn accept_watch_tracks(
+    offer: &str,
+    setup: &PeerSetup,
+    room: &str,
+    media: &PublishedMedia,
+    now: Instant,
+) -> Result<(Peer, String), OfferError> {
+    let watching = Publishing::Watch { by_track: true };
+    accept(Role::Viewer, offer, setup, room, Some(media), watching, now)
 }
 
 /// Builds a conference participant's publish transport from its `offer`:
@@ -159,8 +172,9 @@ pub fn new_subscriber(
 
 /// What a publisher's offer is for.
 enum Publishing<'a> {
-    /// Not a publisher.
-    No,
+    /// A viewer, fed by the room's main feed or (`by_track`) by the
+    /// given media's tracks.
+    Watch { by_track: bool },
     /// WHIP: one audio and one video section.
     Whip { generation: u64 },
     /// A conference participant: microphone, camera and screen.
@@ -212,10 +226,10 @@ fn accept(
             let sections = assign_sources(&media_sections, sources)?;
             publisher_side(&rtc, &sections, generation, setup)?
         }
-        Publishing::No => {
+        Publishing::Watch { by_track } => {
             let publisher = publisher
                 .ok_or_else(|| OfferError::Unacceptable("the room has no publisher".into()))?;
-            viewer_side(&rtc, &media_sections, publisher, &placeholder)?
+            viewer_side(&rtc, &media_sections, publisher, &placeholder, by_track)?
         }
     };
     let timeouts = Timeouts {
@@ -439,6 +453,7 @@ fn viewer_side(
     sections: &[(Mid, MediaKind)],
     publisher: &PublishedMedia,
     room: &Arc<RoomShared>,
+    by_track: bool,
 ) -> Result<Side, OfferError> {
     let mut tracks = Vec::new();
     let mut missing = Vec::new();
@@ -451,7 +466,11 @@ fn viewer_side(
             .media(*mid)
             .filter(|media| media.direction() == Direction::SendOnly)
             .and_then(|_| {
-                let source = FeedSource::Main(room.clone(), *kind);
+                let source = if by_track {
+                    FeedSource::Track(published.clone())
+                } else {
+                    FeedSource::Main(room.clone(), *kind)
+                };
                 let mut track = TrackOut::new(*mid, *kind, source);
                 can_receive(rtc, &mut track, published).then_some(track)
             });

@@ -15,7 +15,6 @@
 //! transport makes come back through [`Directory::post_offer`] as `offer`
 //! events.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,7 +24,7 @@ use tokio::sync::Notify;
 mod state;
 
 use state::*;
-pub(super) use state::{Participant, transport_gone};
+pub(super) use state::{Participant, choose_main, transport_gone, whip_joined};
 
 use super::{Directory, Inner, InsertError, Place, insert_locked};
 use crate::sfu::{AnswerError, Outputs, Peer, PublishedTrack, ServerOffer, SessionId, Source};
@@ -127,21 +126,7 @@ impl Directory {
         }
         let entry = self.room_entry(&mut inner, room);
         entry.members.push(handle);
-        let participant = Participant {
-            id: id.clone(),
-            room: room.to_owned(),
-            info,
-            grants,
-            publish: None,
-            subscribe: None,
-            unwanted: HashMap::new(),
-            next_event: 0,
-            events: VecDeque::new(),
-            notify: Arc::new(Notify::new()),
-            stream: 0,
-            streaming: false,
-            idle_since: Some(now),
-        };
+        let participant = Participant::new(id.clone(), room.to_owned(), info, grants, Some(now));
         let joined = json!({ "participant": participant.public() });
         inner.participants.insert(handle, participant);
         broadcast_locked(&mut inner, room, Some(handle), "participantJoined", &joined);
@@ -171,6 +156,22 @@ impl Directory {
         let inner = self.inner.lock();
         let p = inner.participants.get(&handle)?;
         Some((p.room.clone(), p.id.clone()))
+    }
+
+    /// What participant `id` of room `room` publishes, if it does.
+    pub fn participant_media(
+        &self,
+        room: &str,
+        id: &str,
+    ) -> Option<Arc<crate::sfu::PublishedMedia>> {
+        let inner = self.inner.lock();
+        let handle = member_by_id(&inner, room, id)?;
+        inner
+            .participants
+            .get(&handle)?
+            .publish
+            .as_ref()
+            .map(|(_, m)| m.clone())
     }
 
     /// Participants in room `room`, public view, in join order.
@@ -389,6 +390,7 @@ impl Directory {
             p.publish = Some((id, media.clone()));
         }
         announce_tracks(&mut inner, &room, handle, &media, "trackPublished");
+        choose_main(&mut inner, &room);
         let others = members_except(&inner, &room, handle);
         for other in others {
             self.mark_dirty_locked(&mut inner, other);

@@ -33,9 +33,36 @@ pub(in crate::directory) struct Participant {
     pub(super) streaming: bool,
     /// Since when it has had neither an event stream nor a transport.
     pub(super) idle_since: Option<Instant>,
+    /// A WHIP publisher's: it leaves when its publish transport ends.
+    pub(super) ephemeral: bool,
 }
 
 impl Participant {
+    pub(super) fn new(
+        id: String,
+        room: String,
+        info: Value,
+        grants: Grants,
+        now: Option<Instant>,
+    ) -> Self {
+        Self {
+            id,
+            room,
+            info,
+            grants,
+            publish: None,
+            subscribe: None,
+            unwanted: HashMap::new(),
+            next_event: 0,
+            events: VecDeque::new(),
+            notify: Arc::new(Notify::new()),
+            stream: 0,
+            streaming: false,
+            idle_since: now,
+            ephemeral: false,
+        }
+    }
+
     pub(super) fn push(&mut self, name: &'static str, data: &Value) {
         self.next_event += 1;
         self.events.push_back(QueuedEvent {
@@ -246,6 +273,7 @@ pub(super) fn leave_locked(
         inner.rooms.remove(&p.room);
     }
     p.notify.notify_waiters();
+    choose_main(inner, &p.room);
     closing
 }
 
@@ -266,8 +294,71 @@ pub(in crate::directory) fn transport_gone(
     let Some((_, media)) = p.publish.take_if(|(id, _)| *id == session) else {
         return;
     };
-    let room = p.room.clone();
+    let (room, ephemeral) = (p.room.clone(), p.ephemeral);
     announce_tracks(inner, &room, handle, &media, "trackUnpublished");
     let others = members_except(inner, &room, handle);
     inner.dirty.extend(others);
+    if ephemeral {
+        leave_locked(inner, handle, "left");
+    }
+    choose_main(inner, &room);
+}
+
+/// Makes the room's main feed (what WHEP viewers get) its WHIP publisher,
+/// else the participant that published most recently, else nothing.
+pub(in crate::directory) fn choose_main(inner: &mut Inner, room: &str) {
+    let Some(entry) = inner.rooms.get(room) else {
+        return;
+    };
+    let main = entry
+        .publisher
+        .as_ref()
+        .map(|(_, m)| m.clone())
+        .or_else(|| {
+            entry
+                .members
+                .iter()
+                .filter_map(|h| inner.participants.get(h)?.publish.as_ref())
+                .max_by_key(|(_, media)| media.publisher)
+                .map(|(_, media)| media.clone())
+        });
+    entry.shared.set_main(main);
+}
+
+/// WHIP session `session` (just inserted) joins its room as a participant
+/// that only publishes; it leaves when the session ends.
+pub(in crate::directory) fn whip_joined(inner: &mut Inner, room: &str, session: SessionId) {
+    let media = inner
+        .rooms
+        .get(room)
+        .and_then(|r| r.publisher.as_ref())
+        .filter(|(id, _)| *id == session)
+        .map(|(_, m)| m.clone());
+    let Some(media) = media else {
+        return;
+    };
+    let id = format!("whip-{}", media.publisher);
+    let mut participant = Participant::new(
+        id,
+        room.to_owned(),
+        json!({ "name": "WHIP", "whip": true }),
+        Grants {
+            publish: Source::ALL.to_vec(),
+            subscribe: false,
+            owner: false,
+        },
+        None,
+    );
+    participant.publish = Some((session, media.clone()));
+    participant.ephemeral = true;
+    let joined = json!({ "participant": participant.public() });
+    // The session is its own handle: it never appears in a URL.
+    inner.participants.insert(session, participant);
+    if let Some(entry) = inner.rooms.get_mut(room) {
+        entry.members.push(session);
+    }
+    broadcast_locked(inner, room, Some(session), "participantJoined", &joined);
+    let others = members_except(inner, room, session);
+    inner.dirty.extend(others);
+    choose_main(inner, room);
 }
