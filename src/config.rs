@@ -101,9 +101,16 @@ pub struct Config {
     #[arg(long, env = "URINGCAST_MAX_SESSIONS_PER_IP", default_value_t = 0)]
     pub max_sessions_per_ip: usize,
 
-    /// Most viewers in one room; a WHEP POST beyond gets 403. 0: no limit.
+    /// Most WHEP viewers in one room, and most conference participants in
+    /// one (unless the admin API gave the room its own size); one more gets
+    /// 403. 0: no limit.
     #[arg(long, env = "URINGCAST_ROOM_SIZE", default_value_t = 100)]
     pub room_size: usize,
+
+    /// How long a joiner of a room with approval waits for an owner before
+    /// it is refused.
+    #[arg(long, env = "URINGCAST_APPROVAL_TIMEOUT", value_parser = parse_duration, default_value = "60s")]
+    pub approval_timeout: Duration,
 
     /// Most media a publisher may send, in bits per second: excess packets
     /// are dropped and counted, and REMB asks the publisher to slow down.
@@ -134,6 +141,12 @@ pub struct Config {
     /// A static bearer token that allows everything.
     #[arg(long, env = "URINGCAST_BEARER_TOKEN", hide_env_values = true)]
     pub bearer_token: Option<String>,
+
+    /// A static bearer token for the admin API (`/v1/rooms`: create, list,
+    /// disconnect, close). Without it only `--bearer-token` or a JWT with
+    /// `"admin": true` reach that API.
+    #[arg(long, env = "URINGCAST_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 
     /// A STUN/TURN server announced to clients as `Link: <url>; rel="ice-server"`
     /// (stun:, stuns:, turn: or turns:). Repeatable; comma-separated in the environment.
@@ -230,6 +243,7 @@ mod tests {
         assert_eq!(config.max_connections, 4096);
         assert_eq!(config.max_sessions_per_ip, 0);
         assert_eq!(config.room_size, 100);
+        assert_eq!(config.approval_timeout, Duration::from_secs(60));
         assert_eq!(config.max_bitrate_in, 8_000_000);
         assert_eq!(config.max_bitrate_out, 10_000_000);
         assert_eq!(config.rate_burst, 20);

@@ -20,7 +20,7 @@ mod conference;
 mod ended;
 
 pub use conference::{
-    AnswerRoute, ConferenceError, Grants, Joined, MAX_QUEUED_EVENTS, QueuedEvent, Resync,
+    Admission, AnswerRoute, ConferenceError, Grants, Joined, MAX_QUEUED_EVENTS, QueuedEvent, Resync,
 };
 
 use std::collections::HashMap;
@@ -76,6 +76,29 @@ struct RoomEntry {
     viewers: usize,
     /// Conference participants by handle, in the order they joined.
     members: Vec<SessionId>,
+    /// Joiners waiting for an owner's approval, oldest first.
+    waiting: Vec<SessionId>,
+    /// Set by the admin API: the room stays until it is closed.
+    config: Option<RoomConfig>,
+}
+
+/// How an admin created a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomConfig {
+    /// Most participants (0: the server's `--room-size`).
+    pub size: usize,
+    /// Joiners without the owner grant wait for an owner's approval.
+    pub approval: bool,
+}
+
+impl RoomEntry {
+    /// Nothing keeps it: no session, no participant, no joiner, no config.
+    fn is_unused(&self) -> bool {
+        self.sessions == 0
+            && self.members.is_empty()
+            && self.waiting.is_empty()
+            && self.config.is_none()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -121,8 +144,11 @@ pub struct Limits {
     pub max_pending: usize,
     /// Sessions at once created from one client IP (`--max-sessions-per-ip`).
     pub max_per_ip: usize,
-    /// Viewers in one room (`--room-size`).
+    /// Viewers in one room, and participants in one (`--room-size`).
     pub room_size: usize,
+    /// How long a joiner waits for approval (`--approval-timeout`; zero:
+    /// [`APPROVAL_TIMEOUT`](conference::APPROVAL_TIMEOUT)).
+    pub approval_timeout: Duration,
 }
 
 /// What signaling needs to know of a session to authorize a request on it.
@@ -171,6 +197,10 @@ pub struct RoomSnapshot {
     pub name: String,
     pub sessions: usize,
     pub has_publisher: bool,
+    /// Conference participants (a WHIP publisher is one).
+    pub participants: usize,
+    /// WHEP viewers.
+    pub viewers: usize,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub dropped_bitrate_in: u64,
@@ -274,6 +304,8 @@ impl Directory {
                 sessions: 0,
                 viewers: 0,
                 members: Vec::new(),
+                waiting: Vec::new(),
+                config: None,
             })
     }
 
@@ -323,7 +355,7 @@ impl Directory {
         match role {
             Role::Publisher => {
                 if room.publisher.is_some() {
-                    let empty = room.sessions == 0 && room.members.is_empty();
+                    let empty = room.is_unused();
                     drop_if_empty(&mut inner, &name, empty);
                     return Err(InsertError::RoomHasPublisher(name));
                 }
@@ -335,7 +367,7 @@ impl Directory {
             }
             Role::Viewer => {
                 if room.shared.main_media().is_none() {
-                    let empty = room.sessions == 0 && room.members.is_empty();
+                    let empty = room.is_unused();
                     drop_if_empty(&mut inner, &name, empty);
                     return Err(InsertError::RoomHasNoPublisher(name));
                 }
@@ -607,6 +639,8 @@ impl Directory {
                 name: name.clone(),
                 sessions: r.sessions,
                 has_publisher: r.publisher.is_some(),
+                participants: r.members.len(),
+                viewers: r.viewers,
                 bytes_in: r.shared.bytes_in.load(Ordering::Relaxed),
                 bytes_out: r.shared.bytes_out.load(Ordering::Relaxed),
                 dropped_bitrate_in: r.shared.dropped_bitrate_in.load(Ordering::Relaxed),
@@ -653,7 +687,7 @@ fn remove_locked(inner: &mut Inner, id: SessionId) -> Option<Place> {
         let Some(room) = inner.rooms.get_mut(&entry.room) else {
             return Some(entry.place);
         };
-        let empty = room.sessions == 0 && room.members.is_empty();
+        let empty = room.is_unused();
         drop_if_empty(inner, &entry.room, empty);
     }
     Some(entry.place)

@@ -98,6 +98,7 @@ impl Server {
                 max_pending: config.max_pending,
                 max_per_ip: config.max_sessions_per_ip,
                 room_size: config.room_size,
+                approval_timeout: config.approval_timeout,
             })
             // A session that ended by itself answers DELETE with 200 this long.
             .remember_ended(config.connect_timeout),

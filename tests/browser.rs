@@ -176,56 +176,19 @@ fn browser_chromium_publishes_and_watches_every_codec() {
     let pages = ServerProc::start(&["--shards", "1"]);
     let out = target_dir().join("browser");
 
-    let mut child = Command::new(node)
-        .arg(dir.join("e2e.mjs"))
-        .current_dir(&dir)
-        .env("SERVER", &server.base)
-        .env("PAGES", &pages.base)
-        .env("OUT", &out)
-        .env("CHROMIUM", &chromium)
-        .env("NODE_EXTRA_CA_CERTS", &cert)
-        .env("EXTRA_ARGS", "--ignore-certificate-errors")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start node");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let started = Instant::now();
-    let mut result = None;
-    let status = loop {
-        while let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            match line.strip_prefix("RESULT ") {
-                Some(json) => result = Some(json.to_owned()),
-                None => println!("{line}"),
-            }
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
-        }
-        if started.elapsed() > BROWSER_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the browser run took over {BROWSER_LIMIT:?}");
-        }
-    };
-    // Lines printed just before exit.
-    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-        match line.strip_prefix("RESULT ") {
-            Some(json) => result = Some(json.to_owned()),
-            None => println!("{line}"),
-        }
-    }
-    assert!(status.success(), "e2e.mjs failed: {status}");
-    let result: serde_json::Value =
-        serde_json::from_str(&result.expect("e2e.mjs printed its RESULT")).expect("RESULT JSON");
+    let result = run_node(
+        &node,
+        &dir,
+        "e2e.mjs",
+        &[
+            ("SERVER", server.base.clone()),
+            ("PAGES", pages.base.clone()),
+            ("OUT", out.display().to_string()),
+            ("CHROMIUM", chromium.display().to_string()),
+            ("NODE_EXTRA_CA_CERTS", cert.display().to_string()),
+            ("EXTRA_ARGS", "--ignore-certificate-errors".into()),
+        ],
+    );
 
     let codecs = result["codecs"].as_array().expect("codecs");
     println!(
@@ -262,4 +225,88 @@ fn browser_chromium_publishes_and_watches_every_codec() {
         "sessions left: {}",
         server.stats()["sessions"]
     );
+}
+
+/// Runs `script` (in `dir`) with `node` and `env`, echoing its output;
+/// returns the JSON of its `RESULT` line. It must exit 0 within
+/// [`BROWSER_LIMIT`].
+fn run_node(node: &Path, dir: &Path, script: &str, env: &[(&str, String)]) -> serde_json::Value {
+    let mut child = Command::new(node)
+        .arg(dir.join(script))
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start node");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut result = None;
+    let status = loop {
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            match line.strip_prefix("RESULT ") {
+                Some(json) => result = Some(json.to_owned()),
+                None => println!("{line}"),
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if started.elapsed() > BROWSER_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{script} took over {BROWSER_LIMIT:?}");
+        }
+    };
+    // Lines printed just before exit.
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        match line.strip_prefix("RESULT ") {
+            Some(json) => result = Some(json.to_owned()),
+            None => println!("{line}"),
+        }
+    }
+    assert!(status.success(), "{script} failed: {status}");
+    serde_json::from_str(&result.unwrap_or_else(|| panic!("{script} printed its RESULT")))
+        .expect("RESULT JSON")
+}
+
+/// Chromium in a conference room (tests/browser/room.mjs): three pages
+/// decode each other, a screen share, a late joiner and a leaver, chat and
+/// info, and an approval room that refuses a guest.
+#[test]
+fn browser_chromium_meets_in_a_room() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let (chromium, node) = match prerequisites(&dir) {
+        Ok(found) => found,
+        Err(why) => panic!("the browser test cannot run: {why}"),
+    };
+    let key = "cm9vbS1icm93c2VyLXRlc3Qta2V5LW9mLWF0LWxlYXN0LTMyLWJ5dGVz";
+    let admin = "browser-admin-token-0123456789";
+    let server = ServerProc::start(&["--shards", "2", "--auth-key", key, "--admin-token", admin]);
+    let out = target_dir().join("browser");
+    let result = run_node(
+        &node,
+        &dir,
+        "room.mjs",
+        &[
+            ("SERVER", server.base.clone()),
+            ("KEY", key.into()),
+            ("ADMIN", admin.into()),
+            ("OUT", out.display().to_string()),
+            ("CHROMIUM", chromium.display().to_string()),
+        ],
+    );
+    println!("room run: {result}");
+    assert_eq!(result["approval"], "rejected");
+    let shot = result["screenshot"].as_str().expect("screenshot path");
+    assert!(Path::new(shot).is_file(), "{shot} was written");
+    assert_eq!(result["page_errors"], serde_json::json!([]));
 }

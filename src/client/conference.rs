@@ -71,7 +71,8 @@ fn status_error(url: &str, status: u16, body: String) -> ClientError {
 
 impl Participant {
     /// `POST {base}/v1/rooms/{room}/participants` with `body` (JSON: `id`,
-    /// `info`).
+    /// `info`). In a room with approval it may be waiting: its snapshot's
+    /// `admission` says so.
     pub fn join(
         base: &str,
         room: &str,
@@ -89,7 +90,8 @@ impl Participant {
             &[],
             Some(("application/json", &body.to_string())),
         )?;
-        if reply.status != 201 {
+        // 202: it waits for an owner's approval (its events tell the end).
+        if reply.status != 201 && reply.status != 202 {
             return Err(status_error(&url, reply.status, reply.body));
         }
         let joined: Value =

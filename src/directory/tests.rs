@@ -251,6 +251,7 @@ fn pending_per_ip_and_room_size_limits_hold_and_free_up() {
         max_pending: 3,
         max_per_ip: 2,
         room_size: 1,
+        ..Limits::default()
     });
     let now = Instant::now();
     let a: IpAddr = [10, 0, 0, 1].into();

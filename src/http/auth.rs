@@ -65,6 +65,8 @@ pub struct Grant {
     /// default: all of them if the role publishes), `subscribe` (default:
     /// if the role watches), `owner` (default: no).
     pub conference: crate::directory::Grants,
+    /// The admin API (`"admin": true`, or the static token).
+    pub admin: bool,
 }
 
 impl Grant {
@@ -76,6 +78,7 @@ impl Grant {
             identity: None,
             name: None,
             conference: crate::directory::Grants::all(),
+            admin: true,
         }
     }
 
@@ -130,6 +133,8 @@ struct Claims {
     subscribe: Option<bool>,
     #[serde(default)]
     owner: Option<bool>,
+    #[serde(default)]
+    admin: Option<bool>,
 }
 
 /// The configured token checks.
@@ -239,8 +244,14 @@ impl Auth {
             identity: claims.sub,
             name: claims.name,
             conference,
+            admin: claims.admin.unwrap_or(false),
         })
     }
+}
+
+/// 401 for a request to the admin API without `--admin-token`.
+pub fn unauthorized_admin() -> Problem {
+    unauthorized("the admin API needs the admin token", false)
 }
 
 fn unauthorized(detail: &str, invalid: bool) -> Problem {

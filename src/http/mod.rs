@@ -48,6 +48,8 @@ use crate::shard::ShardHandle;
 #[derive(Debug)]
 pub struct Policy {
     pub auth: Option<Auth>,
+    /// `--admin-token`.
+    pub admin_token: Option<String>,
     pub ice_servers: IceServers,
     pub rate_limit: Option<RateLimit>,
 }
@@ -57,6 +59,7 @@ impl Policy {
     pub fn from_config(config: &Config) -> Result<Self, String> {
         Ok(Self {
             auth: Auth::from_config(config.auth_key.as_deref(), config.bearer_token.as_deref())?,
+            admin_token: config.admin_token.clone(),
             ice_servers: IceServers::from_config(
                 &config.ice_servers,
                 config.ice_username.as_deref(),
@@ -72,8 +75,33 @@ impl Policy {
     pub fn open() -> Self {
         Self {
             auth: None,
+            admin_token: None,
             ice_servers: IceServers::none(),
             rate_limit: None,
+        }
+    }
+
+    /// Whether the request may use the admin API: its token is
+    /// `--admin-token`, or (auth on) grants `admin`. With neither
+    /// configured the admin API is closed (403), auth off or not.
+    pub fn authorize_admin(&self, headers: &HeaderMap, query: Option<&str>) -> Result<(), Problem> {
+        use subtle::ConstantTimeEq;
+        let token = auth::token(headers, query);
+        if let (Some(admin), Some(token)) = (&self.admin_token, &token)
+            && bool::from(token.as_bytes().ct_eq(admin.as_bytes()))
+        {
+            return Ok(());
+        }
+        let forbidden = |detail: &str| Problem::new(StatusCode::FORBIDDEN, detail.to_owned());
+        match &self.auth {
+            Some(auth) => match auth.authenticate(headers, query)? {
+                grant if grant.admin => Ok(()),
+                _ => Err(forbidden("the token does not grant the admin API")),
+            },
+            None if self.admin_token.is_some() => Err(auth::unauthorized_admin()),
+            None => Err(forbidden(
+                "the admin API is closed: start the server with --admin-token",
+            )),
         }
     }
 
@@ -211,7 +239,27 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/session/{id}", delete(session::delete).patch(patch::patch))
         .route("/v1/stats", get(stats::stats))
+        .route(
+            "/v1/rooms",
+            post(rooms::admin::create).get(rooms::admin::list),
+        )
+        .route(
+            "/v1/rooms/{room}",
+            get(rooms::admin::show).delete(rooms::admin::close),
+        )
+        .route(
+            "/v1/rooms/{room}/disconnect/{id}",
+            post(rooms::admin::disconnect),
+        )
         .route("/v1/rooms/{room}/participants", post(rooms::join))
+        .route(
+            "/v1/participants/{handle}/approve/{joiner}",
+            post(rooms::approve),
+        )
+        .route(
+            "/v1/participants/{handle}/reject/{joiner}",
+            post(rooms::reject),
+        )
         .route("/v1/participants/{handle}", delete(rooms::leave))
         .route("/v1/participants/{handle}/events", get(rooms::events))
         .route("/v1/participants/{handle}/publish", post(rooms::publish))

@@ -188,6 +188,8 @@ pub struct PublishedTrack {
     pub params: Vec<PayloadParams>,
     /// Where this track's subscribers and publisher are.
     pub audience: Audience,
+    /// RTP payload bytes received on it.
+    pub bytes_in: AtomicU64,
 }
 
 impl PublishedTrack {
@@ -200,6 +202,7 @@ impl PublishedTrack {
             source,
             params,
             audience: Audience::default(),
+            bytes_in: AtomicU64::new(0),
         }
     }
 

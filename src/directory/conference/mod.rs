@@ -21,13 +21,22 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+mod admin;
 mod state;
 
+pub use state::Admission;
 use state::*;
 pub(super) use state::{Participant, choose_main, transport_gone, whip_joined};
 
 use super::{Directory, Inner, InsertError, Place, insert_locked};
 use crate::sfu::{AnswerError, Outputs, Peer, PublishedTrack, ServerOffer, SessionId, Source};
+
+/// Joiners that may wait for approval in one room at once.
+pub const MAX_WAITING: usize = 32;
+
+/// How long a joiner waits for an owner before it is refused, unless
+/// `--approval-timeout` says otherwise.
+pub const APPROVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Events a participant's queue keeps for resumption (`Last-Event-ID`);
 /// a client further behind gets a fresh snapshot.
@@ -74,6 +83,20 @@ pub enum ConferenceError {
     NotAllowed(String),
     #[error("the token does not allow to subscribe")]
     NoSubscribe,
+    #[error("room {0:?} has {1} joiners waiting for approval, its limit")]
+    TooManyWaiting(String, usize),
+    #[error("only a participant with the owner grant may do this")]
+    NotOwner,
+    #[error("no joiner {0:?} waits for approval")]
+    NotWaiting(String),
+    #[error("waiting for an owner's approval")]
+    Waiting,
+    #[error("the join was rejected: {0}")]
+    Rejected(String),
+    #[error("no room {0:?}")]
+    UnknownRoom(String),
+    #[error("room {0:?} exists already")]
+    RoomExists(String),
     #[error(transparent)]
     Insert(#[from] InsertError),
 }
@@ -83,6 +106,8 @@ pub enum ConferenceError {
 pub struct Joined {
     pub handle: SessionId,
     pub id: String,
+    /// It waits for an owner's approval (the room has approval on).
+    pub waiting: bool,
     /// The room as the joiner first sees it.
     pub snapshot: Value,
 }
@@ -113,32 +138,111 @@ impl Directory {
         self.room_entry(&mut inner, room);
         let replaced = member_by_id(&inner, room, &id);
         let entry = self.room_entry(&mut inner, room);
-        if replaced.is_none() && room_size > 0 && entry.members.len() >= room_size {
-            let empty = entry.sessions == 0 && entry.members.is_empty();
-            if empty {
+        let (size, approval) = match &entry.config {
+            Some(c) if c.size > 0 => (c.size, c.approval),
+            Some(c) => (room_size, c.approval),
+            None => (room_size, false),
+        };
+        let wait = approval && !grants.owner;
+        let refusal = if replaced.is_none() && size > 0 && entry.members.len() >= size {
+            Some(ConferenceError::RoomFull(room.to_owned(), size))
+        } else if wait && entry.waiting.len() >= MAX_WAITING {
+            Some(ConferenceError::TooManyWaiting(
+                room.to_owned(),
+                MAX_WAITING,
+            ))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            if entry.is_unused() {
                 inner.rooms.remove(room);
             }
-            return Err(ConferenceError::RoomFull(room.to_owned(), room_size));
+            return Err(refusal);
         }
         let mut closing = Vec::new();
         if let Some(old) = replaced {
             closing = leave_locked(&mut inner, old, "replaced");
         }
+        let mut participant =
+            Participant::new(id.clone(), room.to_owned(), info, grants, Some(now));
         let entry = self.room_entry(&mut inner, room);
-        entry.members.push(handle);
-        let participant = Participant::new(id.clone(), room.to_owned(), info, grants, Some(now));
-        let joined = json!({ "participant": participant.public() });
-        inner.participants.insert(handle, participant);
-        broadcast_locked(&mut inner, room, Some(handle), "participantJoined", &joined);
+        if wait {
+            participant.admission = Admission::Waiting(now);
+            entry.waiting.push(handle);
+            let request = json!({ "participant": participant.public() });
+            inner.participants.insert(handle, participant);
+            tell_owners(&mut inner, room, "joinRequest", &request);
+        } else {
+            entry.members.push(handle);
+            let joined = json!({ "participant": participant.public() });
+            inner.participants.insert(handle, participant);
+            broadcast_locked(&mut inner, room, Some(handle), "participantJoined", &joined);
+        }
         let snapshot = snapshot_locked(&inner, handle);
         Ok((
             Joined {
                 handle,
                 id,
+                waiting: wait,
                 snapshot,
             },
             closing,
         ))
+    }
+
+    /// Owner `owner` admits joiner `joiner` (a participant id): it becomes
+    /// a member (the room sees it join; it gets the room's snapshot).
+    pub fn approve(&self, owner: SessionId, joiner: &str) -> Result<(), ConferenceError> {
+        let mut inner = self.inner.lock();
+        let (room, handle) = waiting_joiner(&inner, owner, joiner)?;
+        let size = self.room_size_locked(&inner, &room);
+        let members = inner.rooms.get(&room).map_or(0, |e| e.members.len());
+        if size > 0 && members >= size {
+            return Err(ConferenceError::RoomFull(room, size));
+        }
+        if let Some(entry) = inner.rooms.get_mut(&room) {
+            entry.waiting.retain(|h| *h != handle);
+            entry.members.push(handle);
+        }
+        let Some(p) = inner.participants.get_mut(&handle) else {
+            return Err(ConferenceError::NotWaiting(joiner.to_owned()));
+        };
+        p.admission = Admission::Admitted;
+        let joined = json!({ "participant": p.public() });
+        broadcast_locked(
+            &mut inner,
+            &room,
+            Some(handle),
+            "participantJoined",
+            &joined,
+        );
+        let snapshot = snapshot_locked(&inner, handle);
+        if let Some(p) = inner.participants.get_mut(&handle) {
+            p.push("snapshot", &snapshot);
+        }
+        Ok(())
+    }
+
+    /// Owner `owner` refuses joiner `joiner`: it gets a `rejected` event,
+    /// and every later request of it a 403 naming `reason`.
+    pub fn reject(
+        &self,
+        owner: SessionId,
+        joiner: &str,
+        reason: &str,
+    ) -> Result<(), ConferenceError> {
+        let mut inner = self.inner.lock();
+        let (room, handle) = waiting_joiner(&inner, owner, joiner)?;
+        reject_locked(&mut inner, &room, handle, reason);
+        Ok(())
+    }
+
+    fn room_size_locked(&self, inner: &Inner, room: &str) -> usize {
+        match inner.rooms.get(room).and_then(|e| e.config.as_ref()) {
+            Some(c) if c.size > 0 => c.size,
+            _ => self.limits.room_size,
+        }
     }
 
     /// The participant leaves; returns its transports placed on shards
@@ -151,11 +255,11 @@ impl Directory {
         Ok(leave_locked(&mut inner, handle, "left"))
     }
 
-    /// The room and public id of participant `handle`.
-    pub fn participant(&self, handle: SessionId) -> Option<(String, String)> {
+    /// The room, public id and admission of participant `handle`.
+    pub fn participant(&self, handle: SessionId) -> Option<(String, String, Admission)> {
         let inner = self.inner.lock();
         let p = inner.participants.get(&handle)?;
-        Some((p.room.clone(), p.id.clone()))
+        Some((p.room.clone(), p.id.clone(), p.admission.clone()))
     }
 
     /// What participant `id` of room `room` publishes, if it does.
@@ -248,6 +352,20 @@ impl Directory {
         max_idle: std::time::Duration,
     ) -> (Vec<(usize, SessionId)>, usize) {
         let mut inner = self.inner.lock();
+        let timeout = match self.limits.approval_timeout {
+            t if t.is_zero() => APPROVAL_TIMEOUT,
+            t => t,
+        };
+        let expired: Vec<(String, SessionId)> = inner
+            .participants
+            .iter()
+            .filter(|(_, p)| matches!(p.admission, Admission::Waiting(since) if now.duration_since(since) >= timeout))
+            .map(|(h, p)| (p.room.clone(), *h))
+            .collect();
+        for (room, handle) in expired {
+            let reason = format!("no owner answered within {} s", timeout.as_secs());
+            reject_locked(&mut inner, &room, handle, &reason);
+        }
         let mut gone = Vec::new();
         for (handle, p) in inner.participants.iter_mut() {
             let idle = !p.streaming && p.publish.is_none() && p.subscribe.is_none();
@@ -483,6 +601,11 @@ impl Directory {
         Ok(AnswerRoute::Done(result.map(|_| ())))
     }
 
+    /// `offer` as JSON: revision, SDP, and who each mid carries.
+    pub fn offer_json(&self, offer: &ServerOffer) -> Value {
+        offer_json(&self.inner.lock(), offer)
+    }
+
     /// Queues `offer`, made by subscribe transport `session`, as an
     /// `offer` event for its participant.
     pub fn post_offer(&self, session: SessionId, offer: &ServerOffer) {
@@ -557,4 +680,64 @@ pub enum AnswerRoute {
     Done(Result<(), AnswerError>),
     /// The transport lives on this shard.
     OnShard(usize, SessionId),
+}
+
+/// The room and handle of joiner `joiner`, waiting in owner `owner`'s room.
+fn waiting_joiner(
+    inner: &Inner,
+    owner: SessionId,
+    joiner: &str,
+) -> Result<(String, SessionId), ConferenceError> {
+    let o = inner
+        .participants
+        .get(&owner)
+        .ok_or(ConferenceError::UnknownParticipant)?;
+    if !o.grants.owner || o.admission != Admission::Admitted {
+        return Err(ConferenceError::NotOwner);
+    }
+    let entry = inner
+        .rooms
+        .get(&o.room)
+        .ok_or(ConferenceError::UnknownParticipant)?;
+    let handle = entry
+        .waiting
+        .iter()
+        .copied()
+        .find(|h| inner.participants.get(h).is_some_and(|p| p.id == joiner))
+        .ok_or_else(|| ConferenceError::NotWaiting(joiner.to_owned()))?;
+    Ok((o.room.clone(), handle))
+}
+
+fn reject_locked(inner: &mut Inner, room: &str, handle: SessionId, reason: &str) {
+    if let Some(entry) = inner.rooms.get_mut(room) {
+        entry.waiting.retain(|h| *h != handle);
+    }
+    let Some(p) = inner.participants.get_mut(&handle) else {
+        return;
+    };
+    p.admission = Admission::Rejected(reason.to_owned());
+    p.push("rejected", &json!({ "reason": reason }));
+    let id = p.id.clone();
+    tell_owners(
+        inner,
+        room,
+        "joinResolved",
+        &json!({ "id": id, "admitted": false, "reason": reason }),
+    );
+}
+
+/// `event` to every admitted owner of `room`.
+fn tell_owners(inner: &mut Inner, room: &str, name: &'static str, event: &Value) {
+    let members = inner
+        .rooms
+        .get(room)
+        .map(|e| e.members.clone())
+        .unwrap_or_default();
+    for h in members {
+        if let Some(p) = inner.participants.get_mut(&h)
+            && p.grants.owner
+        {
+            p.push(name, event);
+        }
+    }
 }

@@ -35,6 +35,18 @@ pub(in crate::directory) struct Participant {
     pub(super) idle_since: Option<Instant>,
     /// A WHIP publisher's: it leaves when its publish transport ends.
     pub(super) ephemeral: bool,
+    pub(super) admission: Admission,
+}
+
+/// Where a joiner stands in a room with approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// A member of the room.
+    Admitted,
+    /// Waiting for an owner since then.
+    Waiting(Instant),
+    /// Refused (by an owner, or nobody answered in time), and why.
+    Rejected(String),
 }
 
 impl Participant {
@@ -60,6 +72,7 @@ impl Participant {
             streaming: false,
             idle_since: now,
             ephemeral: false,
+            admission: Admission::Admitted,
         }
     }
 
@@ -165,6 +178,13 @@ pub(super) fn snapshot_locked(inner: &Inner, handle: SessionId) -> Value {
     let Some(me) = inner.participants.get(&handle) else {
         return Value::Null;
     };
+    if me.admission != Admission::Admitted {
+        let admission = match &me.admission {
+            Admission::Rejected(reason) => json!({ "rejected": reason }),
+            _ => json!("waiting"),
+        };
+        return json!({ "room": me.room, "you": me.public(), "participants": [], "admission": admission });
+    }
     let others: Vec<Value> = inner
         .rooms
         .get(&me.room)
@@ -208,6 +228,15 @@ pub(super) fn post_offer_locked(inner: &mut Inner, session: SessionId, offer: &S
     let Some(handle) = inner.sessions.get(&session).and_then(|s| s.participant) else {
         return;
     };
+    let event = offer_json(inner, offer);
+    if let Some(p) = inner.participants.get_mut(&handle) {
+        p.push("offer", &event);
+    }
+}
+
+/// An offer as events and the subscribe reply show it: its revision, SDP,
+/// and for each mid the participant and track it carries.
+pub(super) fn offer_json(inner: &Inner, offer: &ServerOffer) -> Value {
     let owner = |id: TrackId| -> Option<Value> {
         inner.participants.values().find_map(|p| {
             let (_, media) = p.publish.as_ref()?;
@@ -224,10 +253,7 @@ pub(super) fn post_offer_locked(inner: &mut Inner, session: SessionId, offer: &S
             v
         })
         .collect();
-    let event = json!({ "revision": offer.revision, "sdp": offer.sdp, "tracks": tracks });
-    if let Some(p) = inner.participants.get_mut(&handle) {
-        p.push("offer", &event);
-    }
+    json!({ "revision": offer.revision, "sdp": offer.sdp, "tracks": tracks })
 }
 
 /// Removes transport `session`: a pending one is dropped here; a placed
@@ -266,11 +292,11 @@ pub(super) fn leave_locked(
         .map(|e| e.members.clone())
         .unwrap_or_default();
     inner.dirty.extend(others);
-    if let Some(entry) = inner.rooms.get(&p.room)
-        && entry.sessions == 0
-        && entry.members.is_empty()
-    {
-        inner.rooms.remove(&p.room);
+    if let Some(entry) = inner.rooms.get_mut(&p.room) {
+        entry.waiting.retain(|h| *h != handle);
+        if entry.is_unused() {
+            inner.rooms.remove(&p.room);
+        }
     }
     p.notify.notify_waiters();
     choose_main(inner, &p.room);

@@ -1,6 +1,7 @@
 //! The demo pages and the browser client, embedded in the binary: `/` (the
-//! landing page), `/publish`, `/watch`, `/uringcast.js` with its types at
-//! `/uringcast.d.ts`, and the pages' style and scripts under `/demo/`.
+//! landing page), `/publish`, `/watch`, `/room` (a conference),
+//! `/uringcast.js` (and the `Room` module it re-exports,
+//! `/uringcast-room.js`) with its types at `/uringcast.d.ts`, and the pages' style and scripts under `/demo/`.
 //! Plain ES modules and CSS, no build step.
 //!
 //! Every answer carries a strong `ETag` (a hash of the content) and
@@ -39,17 +40,20 @@ const fn asset(path: &'static str, content_type: &'static str, body: &'static st
     }
 }
 
-static ASSETS: [Asset; 10] = [
+static ASSETS: [Asset; 13] = [
     asset("/", HTML, include_str!("index.html")),
     asset("/publish", HTML, include_str!("publish.html")),
     asset("/watch", HTML, include_str!("watch.html")),
+    asset("/room", HTML, include_str!("room.html")),
     asset("/uringcast.js", JS, include_str!("uringcast.js")),
+    asset("/uringcast-room.js", JS, include_str!("uringcast-room.js")),
     asset("/uringcast.d.ts", TS, include_str!("uringcast.d.ts")),
     asset("/demo/style.css", CSS, include_str!("style.css")),
     asset("/demo/ui.js", JS, include_str!("ui.js")),
     asset("/demo/home.js", JS, include_str!("home.js")),
     asset("/demo/publish.js", JS, include_str!("publish.js")),
     asset("/demo/watch.js", JS, include_str!("watch.js")),
+    asset("/demo/room.js", JS, include_str!("room.js")),
 ];
 
 /// The routes of every embedded file (`GET`, and `HEAD` through axum).

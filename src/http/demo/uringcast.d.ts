@@ -145,3 +145,86 @@ export declare function publish(
 
 /** Watches a room with WHEP; a 409 with Retry-After (nothing published yet) is retried. */
 export declare function watch(url: string, options?: WatchOptions): Promise<WatchSession>;
+
+/** The error for a non-2xx answer: `message` is the problem's `detail`. */
+export declare function problemError(response: Response, url: string): Promise<UringcastError>;
+
+/** What a conference participant publishes. */
+export type Source = 'microphone' | 'camera' | 'screen';
+
+export interface RoomOptions {
+  /** Bearer token: a JWT naming the room (its `sub` is the participant id, `name` its display name). */
+  token?: string;
+  /** The participant id to ask for when the server runs without auth. */
+  id?: string;
+  /** What the others see of this participant (display name, muted, ...). */
+  info?: object;
+  /** Extra RTCPeerConnection settings (iceServers, ...). */
+  rtcConfiguration?: RTCConfiguration;
+}
+
+/** Another participant as the room shows it. */
+export interface RoomParticipant {
+  id: string;
+  info: any;
+  tracks: { id: number; source: Source; kind: 'audio' | 'video' }[];
+}
+
+/** The `detail` of a `track` or `trackEnded` event. */
+export interface RoomTrack {
+  participant: string | null;
+  source: Source | null;
+  kind: 'audio' | 'video' | null;
+  trackId: number | null;
+  mid: string;
+  /** The remote track (`track` events only). */
+  track?: MediaStreamTrack;
+  /** false for `trackEnded`. */
+  active: boolean;
+}
+
+/**
+ * A participant in a conference room. Events are `CustomEvent`s whose
+ * `detail` is the server's event data: `snapshot`, `participantJoined`,
+ * `participantLeft`, `trackPublished`, `trackUnpublished`, `info`,
+ * `broadcast` ({from, payload}), `message` ({from, payload}), `joinRequest`,
+ * `joinResolved`, `rejected`, `waiting`; `track` and `trackEnded`
+ * ({@link RoomTrack}); `error` ({error}) when a renegotiation failed.
+ */
+export declare class Room extends EventTarget {
+  /**
+   * Joins `room` on the server at `server` (an origin; '' for this page's).
+   * In a room with approval it resolves once an owner admits this
+   * participant, and rejects with the reason if one refuses.
+   */
+  static join(server: string, room: string, options?: RoomOptions): Promise<Room>;
+  readonly name: string;
+  /** This participant's public id. */
+  readonly id: string;
+  /** This participant's URL: its handle, keep it secret. */
+  readonly url: string;
+  /** Every other participant, by id. */
+  participants: Map<string, RoomParticipant>;
+  /** What this page publishes, by source. */
+  published: Map<Source, MediaStreamTrack>;
+  publishPc: RTCPeerConnection | null;
+  subscribePc: RTCPeerConnection | null;
+  /** Publishes `track` as `source` (replacing what was published as it). */
+  publish(source: Source, track: MediaStreamTrack): Promise<void>;
+  /** Stops publishing `source`. */
+  unpublish(source: Source): Promise<void>;
+  /** What to receive of one participant; the default is everything. */
+  subscribe(participantId: string, sources: Partial<Record<Source, boolean>>): Promise<void>;
+  /** Sets this participant's info; every other one gets an `info` event. */
+  updateInfo(info: object): Promise<void>;
+  /** To every other participant as a `broadcast` event (16 KiB at most). */
+  broadcast(payload: unknown): Promise<void>;
+  /** To one participant only, as a `message` event (16 KiB at most). */
+  send(participantId: string, payload: unknown): Promise<void>;
+  /** An owner admits a joiner. */
+  approve(participantId: string): Promise<void>;
+  /** An owner refuses a joiner. */
+  reject(participantId: string, reason?: string): Promise<void>;
+  /** Leaves: both transports close, the others see it leave. */
+  leave(): Promise<void>;
+}

@@ -21,6 +21,9 @@
 
 // @ts-check
 
+// Conference rooms (two PeerConnections and an event stream per participant).
+export { Room } from './uringcast-room.js';
+
 /** The video codecs uringcast forwards, in the order a picker shows them. */
 export const VIDEO_CODECS = Object.freeze(['VP8', 'VP9', 'H264', 'AV1']);
 
@@ -77,6 +80,14 @@ export class UringcastError extends Error {
 
 /**
  * @typedef {CommonOptions & {audio?: boolean, video?: boolean}} WatchOptions
+ */
+
+/**
+ * @typedef {object} RoomOptions
+ * @property {string} [token] bearer token (a JWT naming the room; its `sub` is the participant id)
+ * @property {string} [id] the participant id to ask for when the server has no auth
+ * @property {object} [info] what the others see of this participant (display name, ...)
+ * @property {RTCConfiguration} [rtcConfiguration] extra RTCPeerConnection settings
  * `audio` / `video`: whether to receive that kind (default true).
  */
 
@@ -429,6 +440,15 @@ async function request(url, init, options) {
 
 /**
  * The error for a non-2xx answer: message = problem detail when present.
+ * @param {Response} response
+ * @param {string} url
+ * @returns {Promise<UringcastError>}
+ */
+export async function problemError(response, url) {
+  return httpError(response, url);
+}
+
+/**
  * @param {Response} response
  * @param {string} url
  * @returns {Promise<UringcastError>}

@@ -18,7 +18,7 @@ use futures_util::stream;
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use super::{AppState, participant};
+use super::{AppState, any_participant};
 use crate::directory::Directory;
 use crate::http::problem::Problem;
 use crate::sfu::SessionId;
@@ -56,7 +56,7 @@ pub async fn events(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (handle, _, _) = participant(&state, &handle, query.as_deref(), &headers)?;
+    let (handle, _, _, _) = any_participant(&state, &handle, query.as_deref(), &headers)?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

@@ -22,10 +22,11 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::problem::Problem;
 use super::session::{check_room_name, read_limited, read_sdp, refused};
-use crate::directory::{AnswerRoute, ConferenceError, Resync};
+use crate::directory::{Admission, AnswerRoute, ConferenceError, Resync};
 use crate::sfu::{AnswerError, OfferError, SessionId, Source, accept_publish, new_subscriber};
 use crate::shard::{AnswerReply, Control};
 
+pub mod admin;
 mod events;
 
 pub use events::events;
@@ -53,32 +54,59 @@ fn conference_problem(e: ConferenceError, state: &AppState) -> Problem {
             state.counters.count(&state.counters.room_full);
             Problem::new(StatusCode::FORBIDDEN, e.to_string())
         }
-        ConferenceError::NotAllowed(_) | ConferenceError::NoSubscribe => {
-            Problem::new(StatusCode::FORBIDDEN, e.to_string())
+        ConferenceError::NotAllowed(_)
+        | ConferenceError::NoSubscribe
+        | ConferenceError::NotOwner
+        | ConferenceError::Waiting
+        | ConferenceError::Rejected(_) => Problem::new(StatusCode::FORBIDDEN, e.to_string()),
+        ConferenceError::TooManyWaiting(..) => {
+            Problem::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()).retry_after(5)
         }
+        ConferenceError::NotWaiting(_) | ConferenceError::UnknownRoom(_) => {
+            Problem::new(StatusCode::NOT_FOUND, e.to_string())
+        }
+        ConferenceError::RoomExists(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
         ConferenceError::Insert(e) => refused(state, e),
     }
 }
 
-/// The participant a `/v1/participants/{handle}` request names: 401 before
-/// 404, then 403 for a token of another room.
+/// [`any_participant`] that is a member of its room: a joiner still
+/// waiting for approval, or rejected, gets 403.
 fn participant(
     state: &AppState,
     handle: &str,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<(SessionId, String, String), Problem> {
+    let (handle, room, id, admission) = any_participant(state, handle, query, headers)?;
+    match admission {
+        Admission::Admitted => Ok((handle, room, id)),
+        Admission::Waiting(_) => Err(conference_problem(ConferenceError::Waiting, state)),
+        Admission::Rejected(reason) => {
+            Err(conference_problem(ConferenceError::Rejected(reason), state))
+        }
+    }
+}
+
+/// The participant a `/v1/participants/{handle}` request names: 401 before
+/// 404, then 403 for a token of another room.
+fn any_participant(
+    state: &AppState,
+    handle: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(SessionId, String, String, Admission), Problem> {
     let grant = state
         .policy
         .authenticate(headers, query)
         .inspect_err(|_| state.counters.count(&state.counters.auth_refused))?;
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "no such participant");
     let handle = SessionId::parse(handle).ok_or_else(not_found)?;
-    let (room, id) = state.directory.participant(handle).ok_or_else(not_found)?;
+    let (room, id, admission) = state.directory.participant(handle).ok_or_else(not_found)?;
     grant
         .permit_room(&room)
         .inspect_err(|_| state.counters.count(&state.counters.auth_refused))?;
-    Ok((handle, room, id))
+    Ok((handle, room, id, admission))
 }
 
 /// A JSON body of at most [`MAX_PAYLOAD`] bytes (`413` above, `415` for
@@ -186,11 +214,18 @@ pub async fn join(
     let url = format!("/v1/participants/{}", joined.handle);
     let body = json!({
         "id": joined.id,
+        "waiting": joined.waiting,
         "url": url,
         "events": format!("{url}/events"),
         "snapshot": joined.snapshot,
     });
-    let mut response = json_response(StatusCode::CREATED, &body);
+    // Waiting for approval: 202; the event stream says how it ends.
+    let status = if joined.waiting {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    let mut response = json_response(status, &body);
     if let Ok(location) = HeaderValue::from_str(&url) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -204,7 +239,7 @@ pub async fn leave(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (handle, room, id) = participant(&state, &handle, query.as_deref(), &headers)?;
+    let (handle, room, id, _) = any_participant(&state, &handle, query.as_deref(), &headers)?;
     let closing = state
         .directory
         .leave(handle)
@@ -327,12 +362,7 @@ pub async fn subscribe(
         .map_err(|e| conference_problem(e, &state))?;
     close_on_shards(&state, closing.as_slice());
     tracing::info!(?session, room, "subscribe transport created");
-    let tracks: Vec<Value> = offer
-        .mids
-        .iter()
-        .map(|(mid, id)| json!({ "mid": mid, "track": { "id": id.get() } }))
-        .collect();
-    let body = json!({ "revision": offer.revision, "sdp": offer.sdp, "tracks": tracks });
+    let body = state.directory.offer_json(&offer);
     Ok(json_response(StatusCode::CREATED, &body))
 }
 
@@ -572,4 +602,49 @@ pub fn spawn_resync(state: &AppState) {
             }
         }
     });
+}
+
+/// `POST /v1/participants/{handle}/approve/{joiner}` (owner grant): the
+/// joiner becomes a member. 204; 404 if no such joiner waits.
+pub async fn approve(
+    State(state): State<AppState>,
+    Path((handle, joiner)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let (handle, _, _) = participant(&state, &handle, query.as_deref(), &headers)?;
+    state
+        .directory
+        .approve(handle, &joiner)
+        .map_err(|e| conference_problem(e, &state))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1/participants/{handle}/reject/{joiner}` (owner grant), body
+/// optional `{"reason": …}`: the joiner is refused. 204.
+pub async fn reject(
+    State(state): State<AppState>,
+    Path((handle, joiner)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let (handle, _, _) = participant(&state, &handle, query.as_deref(), &headers)?;
+    let body = if headers.contains_key(header::CONTENT_TYPE) {
+        read_json(&state, &headers, body).await?
+    } else {
+        Value::Null
+    };
+    let reason = body
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or("an owner refused")
+        .chars()
+        .take(200)
+        .collect::<String>();
+    state
+        .directory
+        .reject(handle, &joiner, &reason)
+        .map_err(|e| conference_problem(e, &state))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -196,9 +196,9 @@ impl Peer {
             return;
         };
         let clock_rate = params.spec().clock_rate.get();
-        self.room
-            .bytes_in
-            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        let bytes = packet.payload.len() as u64;
+        self.room.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        track.bytes_in.fetch_add(bytes, Ordering::Relaxed);
         let ext = &packet.header.ext_vals;
         out.events.push(PeerEvent::Media(Arc::new(Forwarded {
             room_id: self.room.id,
