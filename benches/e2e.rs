@@ -50,6 +50,7 @@ fn main() {
             threads: 1,
             token: None,
             roots: None,
+            conference: None,
         };
         match load::run(&config, |_, _, _| {}) {
             Ok(f) => println!(

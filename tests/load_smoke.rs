@@ -78,3 +78,49 @@ fn uringcast_load_drives_our_server_with_no_failed_session_and_under_1_percent_l
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--conference 4`: one room of 4 participants, each publishing and
+/// receiving the other three, through the room API.
+#[test]
+fn uringcast_load_conference_runs_a_room_where_everyone_receives_everyone() {
+    let server = ServerProc::start(&["--shards", "2", "--bearer-token", "smoke-secret"]);
+    let dir = std::env::temp_dir().join(format!("uringcast-load-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("out.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_uringcast-load"))
+        .args(["--url", &server.base, "--room", "conf", "--conference", "4"])
+        .args(["--duration", "3s", "--quiet", "--video-bitrate", "300k"])
+        .args([
+            "--server-pid",
+            &server.pid().to_string(),
+            "--token",
+            "smoke-secret",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .status()
+        .expect("run uringcast-load");
+    assert!(status.success(), "uringcast-load exited with {status}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written"))
+            .expect("valid JSON");
+    assert_eq!(figures["participants"], 4, "{figures}");
+    assert_eq!(
+        figures["sessions_ok"], 8,
+        "4 publish + 4 subscribe transports: {figures}"
+    );
+    assert_eq!(figures["sessions_failed"], 0, "{figures}");
+    let (sent, received) = (
+        figures["packets_sent"].as_u64().expect("sent"),
+        figures["packets_received"].as_u64().expect("received"),
+    );
+    assert!(
+        sent > 300 && received >= sent * 3 * 99 / 100,
+        "each packet reaches the 3 others: sent {sent}, received {received}"
+    );
+    assert_eq!(figures["corrupt"], 0);
+    let per_peer = &figures["first_packet_per_peer_ms"];
+    assert!(per_peer["p99"].as_u64() > Some(0), "{per_peer}");
+    assert!(figures["server_cpu_us_per_egress_packet"].as_f64() > Some(0.0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

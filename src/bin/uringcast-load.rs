@@ -2,7 +2,8 @@
 //! server. Each room gets one publisher and `--subscribers` viewers; once
 //! everyone connected, publishers send for `--duration`. Prints a table, and
 //! optionally writes the figures as JSON and an HTML report with charts.
-//! `--sweep 10,50,100` runs one step per viewer count.
+//! `--sweep 10,50,100` runs one step per viewer count. `--conference P`
+//! runs rooms of P participants that all publish and all receive.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -58,9 +59,15 @@ struct Args {
     /// Client driver threads (each drives its share of the clients).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Viewer counts to run one after another, e.g. 10,50,100,200.
+    /// Viewer counts to run one after another, e.g. 10,50,100,200 (with
+    /// --conference: participant counts, e.g. 6,10).
     #[arg(long, value_delimiter = ',')]
     sweep: Vec<usize>,
+    /// A conference run: P participants per room (--publishers rooms), each
+    /// publishing audio and video and receiving every other participant,
+    /// through the room API (/v1/rooms/…); --subscribers is ignored.
+    #[arg(long, value_name = "P")]
+    conference: Option<usize>,
     /// Write the figures as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -109,10 +116,10 @@ fn read_roots(path: &std::path::Path) -> Result<ureq::tls::RootCerts, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let steps = if args.sweep.is_empty() {
-        vec![args.subscribers]
-    } else {
-        args.sweep.clone()
+    let steps = match (args.sweep.is_empty(), args.conference) {
+        (false, _) => args.sweep.clone(),
+        (true, Some(participants)) => vec![participants],
+        (true, None) => vec![args.subscribers],
     };
     let roots = match args.ca_cert.as_deref().map(read_roots).transpose() {
         Ok(roots) => roots,
@@ -122,7 +129,11 @@ fn main() -> ExitCode {
         }
     };
     let mut results: Vec<Figures> = Vec::new();
-    for subscribers in steps {
+    for step in steps {
+        let (subscribers, conference) = match args.conference {
+            Some(_) => (step.saturating_sub(1), Some(step)),
+            None => (step, None),
+        };
         let config = LoadConfig {
             url: args.url.clone(),
             room: args.room.clone(),
@@ -138,6 +149,7 @@ fn main() -> ExitCode {
             threads: args.threads,
             token: args.token.clone(),
             roots: roots.clone(),
+            conference,
         };
         let bar = progress_bar(args.quiet, args.duration);
         let figures = load::run(&config, |second, connected, started| {

@@ -291,6 +291,7 @@ impl Client {
             start_hold: StartHold::new(Vec::new()),
             buf: vec![0; 2048],
             offers: Some(inbox),
+            first_from: Vec::new(),
             options,
         };
         client.answer(revision as u32, sdp)?;

@@ -36,6 +36,7 @@ impl Client {
 
     /// Advances timers and sends due media; returns when to step it next.
     fn step(&mut self, now: Instant, send: bool) -> Result<Instant, ClientError> {
+        self.answer_offers()?;
         self.release_held(now)?;
         let timeout = self.drain()?;
         if timeout <= now {
@@ -49,6 +50,10 @@ impl Client {
                 .min(self.sender.next_audio)
                 .min(self.sender.next_video);
         }
+        if self.offers.is_some() {
+            // Offers arrive on a channel, not the socket: look often.
+            next = next.min(now + OFFER_POLL);
+        }
         Ok(next)
     }
 
@@ -59,6 +64,9 @@ impl Client {
         self.sender.next_video = now;
     }
 }
+
+/// How often a conference subscriber looks for server offers.
+const OFFER_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Clients stepped by one thread. Add clients at any time; call
 /// [`Driver::turn`] in a loop.

@@ -165,6 +165,8 @@ pub struct Client {
     /// A conference subscriber: the server's offers (from its event
     /// stream), answered as they come.
     offers: Option<conference::OfferInbox>,
+    /// When the first packet of each publisher tag arrived.
+    first_from: Vec<(u32, Instant)>,
 }
 
 /// What a client measured.
@@ -314,6 +316,7 @@ impl Client {
             start_hold: StartHold::new(rtx_pts),
             buf: vec![0; 2048],
             offers: None,
+            first_from: Vec::new(),
         })
     }
 
@@ -400,6 +403,15 @@ impl Client {
             self.release_held(Instant::now())?;
             self.rtc.handle_input(input)?;
         }
+    }
+
+    /// Milliseconds from this client's start to the first packet of each
+    /// publisher it received from.
+    pub fn first_packet_per_peer_ms(&self) -> Vec<u64> {
+        self.first_from
+            .iter()
+            .map(|(_, at)| at.duration_since(self.started).as_millis() as u64)
+            .collect()
     }
 
     /// Ends the session with `DELETE`; returns the HTTP status.
@@ -532,6 +544,9 @@ impl Client {
                 };
                 match payload::check(&packet.payload) {
                     Ok(trailer) if trailer.kind == kind => {
+                        if !self.first_from.iter().any(|(t, _)| *t == trailer.tag) {
+                            self.first_from.push((trailer.tag, Instant::now()));
+                        }
                         let latency = payload::now_us().saturating_sub(trailer.sent_us);
                         counter.record(trailer.tag, trailer.seq, latency, *packet.seq_no);
                         if kind == Kind::Video && is_vp8_keyframe_start(&packet.payload) {

@@ -90,6 +90,11 @@ pub struct Figures {
     pub latency_us: Percentiles,
     pub setup_ms: Percentiles,
     pub first_packet_ms: Percentiles,
+    /// Conference: from a subscriber's POST to the first packet of each
+    /// other participant, over every (subscriber, peer) pair.
+    pub first_packet_per_peer_ms: Option<Percentiles>,
+    /// Conference: participants per room.
+    pub participants: Option<usize>,
     pub server_cpu_seconds: Option<f64>,
     pub server_cpu_us_per_egress_packet: Option<f64>,
     pub egress_packets_per_second: f64,
@@ -117,7 +122,7 @@ impl Figures {
         // Each publisher's packets are expected once at each of its room's viewers.
         let expected: u64 = publishers
             .iter()
-            .map(|p| kinds.iter().map(|k| p.sent(*k)).sum::<u64>() * config.subscribers as u64)
+            .map(|p| kinds.iter().map(|k| p.sent(*k)).sum::<u64>() * config.copies() as u64)
             .sum();
         let sum = |f: &dyn Fn(&Client, Kind) -> u64| -> u64 {
             viewers
@@ -164,6 +169,15 @@ impl Figures {
                     .filter_map(|r| r.first_media_ms)
                     .collect(),
             ),
+            first_packet_per_peer_ms: config.conference.map(|_| {
+                Percentiles::of(
+                    viewers
+                        .iter()
+                        .flat_map(|v| v.first_packet_per_peer_ms())
+                        .collect(),
+                )
+            }),
+            participants: config.conference,
             server_cpu_seconds: cpu_seconds,
             server_cpu_us_per_egress_packet: cpu_seconds
                 .filter(|_| egress > 0)
@@ -180,11 +194,22 @@ impl Figures {
         let line = |out: &mut String, label: &str, value: String| {
             out.push_str(&format!("{label:<24}{value}\n"));
         };
-        line(
-            &mut out,
-            "rooms × viewers",
-            format!("{} × {}", self.publishers, self.subscribers),
-        );
+        match self.participants {
+            Some(p) => line(
+                &mut out,
+                "rooms × participants",
+                format!(
+                    "{} × {p} (each receives {})",
+                    self.publishers,
+                    p.saturating_sub(1)
+                ),
+            ),
+            None => line(
+                &mut out,
+                "rooms × viewers",
+                format!("{} × {}", self.publishers, self.subscribers),
+            ),
+        }
         line(
             &mut out,
             "sessions",
@@ -203,6 +228,13 @@ impl Figures {
                 self.first_packet_ms.p50, self.first_packet_ms.p99
             ),
         );
+        if let Some(per_peer) = self.first_packet_per_peer_ms {
+            line(
+                &mut out,
+                "first packet per peer",
+                format!("p50 {} ms  p99 {} ms", per_peer.p50, per_peer.p99),
+            );
+        }
         line(
             &mut out,
             "packets",

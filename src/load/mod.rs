@@ -4,6 +4,7 @@
 //! server's CPU time per egress packet when its pid is known). Used by the
 //! `uringcast-load` binary, its CI smoke test and the e2e benchmark.
 
+mod conference;
 mod cpu;
 mod figures;
 pub mod report;
@@ -47,6 +48,20 @@ pub struct LoadConfig {
     pub token: Option<String>,
     /// Roots for an `https://` URL (default: the WebPKI roots).
     pub roots: Option<ureq::tls::RootCerts>,
+    /// A conference run: this many participants per room (`publishers`
+    /// rooms), each publishing and receiving every other one; `subscribers`
+    /// is then ignored.
+    pub conference: Option<usize>,
+}
+
+impl LoadConfig {
+    /// How many clients receive each packet a publisher sends.
+    pub fn copies(&self) -> usize {
+        match self.conference {
+            Some(participants) => participants.saturating_sub(1),
+            None => self.subscribers,
+        }
+    }
 }
 
 /// Why a run could not happen at all (sessions that fail are counted, not errors).
@@ -120,13 +135,34 @@ pub fn run(
         },
         ..ClientOptions::default()
     };
-    let sessions = config.publishers * (1 + config.subscribers);
+    let sessions = match config.conference {
+        Some(participants) => config.publishers * participants * 2,
+        None => config.publishers * (1 + config.subscribers),
+    };
     let pause = config.ramp / sessions.max(1) as u32;
     let mut failed = 0;
     let mut errors: Vec<String> = Vec::new();
     let mut next_thread = 0;
     let mut started = 0;
-    for p in 0..config.publishers {
+    let mut joined: Vec<conference::Joined> = Vec::new();
+    if let Some(participants) = config.conference {
+        for made in conference::start(config, &options, participants, pause, &mut joined) {
+            match made {
+                Ok(client) => {
+                    let _ = inboxes[next_thread % threads].send(client);
+                    next_thread += 1;
+                    started += 1;
+                }
+                Err(e) => {
+                    failed += 1;
+                    if errors.len() < 5 {
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+    }
+    for p in (0..config.publishers).filter(|_| config.conference.is_none()) {
         let room = if config.publishers > 1 {
             format!("{}-{p}", config.room)
         } else {
@@ -186,7 +222,7 @@ pub fn run(
             t,
             sent - last_sent,
             received - last_received,
-            config.subscribers,
+            config.copies(),
             last_cpu.zip(cpu).map(|(a, b)| b - a),
         );
         on_second(&second, shared.total(|p| &p.connected), started);
@@ -211,8 +247,11 @@ pub fn run(
             Err(_) => errors.push("a driver thread panicked".into()),
         }
     }
-    for client in &clients {
+    for client in clients.iter().filter(|_| config.conference.is_none()) {
         let _ = client.delete();
+    }
+    for participant in &joined {
+        let _ = participant.participant.leave();
     }
     let cpu = cpu_at_start.zip(cpu_at_end).map(|(a, b)| b - a);
     Ok(Figures::from_run(
