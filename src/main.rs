@@ -31,6 +31,10 @@ fn main() -> ExitCode {
     let _ = writeln!(out, "  demo:          {base}/");
     let _ = writeln!(out, "  WHIP publish:  POST {base}/whip/{{room}}");
     let _ = writeln!(out, "  WHEP watch:    POST {base}/whep/{{room}}");
+    let _ = writeln!(
+        out,
+        "  rooms:         POST {base}/v1/rooms/{{room}}/participants (demo: {base}/room)"
+    );
     let _ = writeln!(out, "  stats:         GET  {base}/v1/stats");
     let _ = writeln!(
         out,

@@ -9,6 +9,8 @@
 //! caller's [`IdRng`] in [`PeerSetup`].
 
 mod bitrate;
+#[cfg(test)]
+mod conference_tests;
 mod egress;
 #[cfg(test)]
 mod ice_tests;

@@ -278,7 +278,21 @@ impl Core {
             Some(slot) => slot.peer.feeds().cloned().collect(),
             None => return,
         };
-        self.call(key, now, f);
+        // Keyframe wishes for new tracks wait until the router knows them.
+        let mut wishes = Vec::new();
+        self.call(key, now, |peer, out| {
+            let start = out.events.len();
+            f(peer, out);
+            let mut i = start;
+            while i < out.events.len() {
+                if let PeerEvent::WantKeyframe { feed, kind } = out.events[i] {
+                    wishes.push((feed, kind));
+                    out.events.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        });
         let Some(slot) = self.slot_mut(key) else {
             // It closed: `remove` unsubscribed the feeds it had at the end;
             // these are the ones the router still held for it.
@@ -299,6 +313,9 @@ impl Core {
             .filter(|a| before.iter().all(|b| b.feed() != a.feed()))
         {
             self.router.subscribe(new, key);
+        }
+        for (feed, kind) in wishes {
+            self.want_keyframe(now, feed, kind);
         }
     }
 

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::media::{Direction, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 
-use super::{Outputs, Peer, Side, TrackOut};
-use crate::sfu::TrackId;
+use super::{Outputs, Peer, PeerEvent, Side, TrackOut};
 use crate::sfu::recovery::allow_resends;
 use crate::sfu::room::PublishedTrack;
 use crate::sfu::router::FeedSource;
+use crate::sfu::{Feed, TrackId};
 
 /// An offer for the client's subscribe transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +188,20 @@ impl Peer {
             }
         }
         allow_resends(&mut self.rtc, pending.adds.iter().map(|(mid, _)| *mid));
+        // A new video track decodes from its next keyframe: ask for one now
+        // rather than wait for the publisher's next (or the client's PLI).
+        if self.connected {
+            for (_, track) in pending
+                .adds
+                .iter()
+                .filter(|(_, t)| t.kind == MediaKind::Video)
+            {
+                out.events.push(PeerEvent::WantKeyframe {
+                    feed: Feed::Track(track.id),
+                    kind: KeyframeRequestKind::Pli,
+                });
+            }
+        }
         Ok(self.offer_changes(now, out))
     }
 
