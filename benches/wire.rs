@@ -44,21 +44,10 @@ fn rtp_packet() -> Vec<u8> {
     p
 }
 
-/// A compound RTCP packet: SR + SDES (CNAME).
-fn rtcp_packet() -> Vec<u8> {
-    let mut p = vec![0x80, 200, 0x00, 0x06];
-    p.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
-    p.extend_from_slice(&[0; 20]);
-    p.extend_from_slice(&[0x81, 202, 0x00, 0x04, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x06]);
-    p.extend_from_slice(b"abcdef");
-    p.extend_from_slice(&[0, 0]);
-    p
-}
-
 fn wire(c: &mut Criterion) {
     let mut group = c.benchmark_group("wire");
     group.throughput(Throughput::Elements(1));
-    let (stun, rtp, rtcp) = (binding_request(), rtp_packet(), rtcp_packet());
+    let (stun, rtp) = (binding_request(), rtp_packet());
     let junk: Vec<u8> = (0..1200u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
@@ -78,9 +67,6 @@ fn wire(c: &mut Criterion) {
     });
     group.bench_function("rtp_header", |b| {
         b.iter(|| RtpHeader::parse(black_box(&rtp)))
-    });
-    group.bench_function("rtcp_compound", |b| {
-        b.iter(|| wire::rtcp_packets(black_box(&rtcp)).count())
     });
     group.bench_function("junk_classify_and_ufrag", |b| {
         b.iter(|| {

@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-$(nproc)}
-all_targets=(classify stun rtp_header rtcp sdp_scan offer sdpfrag patch token routes demux payload_trailer)
+all_targets=(classify stun rtp_header sdp_scan offer sdpfrag patch token routes demux payload_trailer)
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else

@@ -20,7 +20,8 @@ mod conference;
 mod ended;
 
 pub use conference::{
-    Admission, AnswerRoute, ConferenceError, Grants, Joined, MAX_QUEUED_EVENTS, QueuedEvent, Resync,
+    Admission, AnswerRoute, ConferenceError, Grants, Joined, MAX_QUEUED_EVENTS, QueuedEvent,
+    RepublishRoute, Resync,
 };
 
 use std::collections::HashMap;

@@ -347,3 +347,47 @@ fn next_within(rx: &Receiver<RoomEvent>, name: &str, limit: Duration) -> RoomEve
         }
     }
 }
+
+#[test]
+fn patch_on_the_publish_transport_refuses_what_the_grant_or_the_state_does_not_allow() {
+    use str0m::media::{Direction, MediaKind};
+    let server = server();
+    let base = &server.base;
+    let token =
+        jwt(json!({ "room": "p", "role": "*", "sub": "ana", "publish": ["microphone", "camera"] }));
+    let ana = Participant::join(base, "p", &json!({}), with_token(&token)).expect("join");
+    let path = format!("{}/publish", ana.url.trim_start_matches(base.as_str()));
+    let auth = format!("Bearer {token}");
+    let sdp = |kinds: &[MediaKind]| common::offer(kinds, Direction::SendOnly, |c| c);
+    let send = |method: &str, path: &str, ct: &str, body: &str| {
+        request(
+            base,
+            method,
+            path,
+            &[("Authorization", &auth), ("Content-Type", ct)],
+            body,
+        )
+    };
+    let av = sdp(&[MediaKind::Audio, MediaKind::Video]);
+    let (status, _, body) = send("PATCH", &path, "application/sdp", &av);
+    assert_eq!(status, 404, "no publish transport yet: {body}");
+    let (status, _, body) = send("POST", &path, "application/sdp", &av);
+    assert_eq!(status, 201, "{body}");
+    let with_screen = sdp(&[MediaKind::Audio, MediaKind::Video, MediaKind::Video]);
+    let (status, _, body) = send("PATCH", &path, "application/sdp", &with_screen);
+    assert_eq!(status, 403, "the token does not grant the screen: {body}");
+    assert!(body.contains("screen"), "{body}");
+    let (status, _, _) = send("PATCH", &path, "text/plain", &av);
+    assert_eq!(status, 415);
+    let (status, _, _) = send("PATCH", &format!("{path}?lens=1"), "application/sdp", &av);
+    assert_eq!(status, 400, "an unknown source in the query");
+    let (status, _, _) = send("PATCH", &path, "application/sdp", "v=0\r\nnot sdp");
+    assert_eq!(status, 400);
+    // The transport is unharmed: the room still lists ana's two tracks.
+    let (_, detail) = admin(&server, "GET", "/v1/rooms/p", "");
+    assert_eq!(
+        detail["participants"][0]["tracks"].as_array().map(Vec::len),
+        Some(2),
+        "{detail}"
+    );
+}

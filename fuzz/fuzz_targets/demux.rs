@@ -109,6 +109,7 @@ fuzz_target!(|script: Script| {
         max_pending: 3,
         max_per_ip: 0,
         room_size: 2,
+        ..Limits::default()
     };
     let mut world = ShardWorld::new(shards, limits, uringcast::sfu::sim::setup());
     let mut posts = 0;

@@ -262,7 +262,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/participants/{handle}", delete(rooms::leave))
         .route("/v1/participants/{handle}/events", get(rooms::events))
-        .route("/v1/participants/{handle}/publish", post(rooms::publish))
+        .route(
+            "/v1/participants/{handle}/publish",
+            post(rooms::publish).patch(rooms::republish),
+        )
         .route(
             "/v1/participants/{handle}/subscribe",
             post(rooms::subscribe),

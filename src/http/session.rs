@@ -178,6 +178,7 @@ async fn create_session(
         OfferError::Unacceptable(_) => {
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }
+        OfferError::NotAllowed(_) => Problem::new(StatusCode::FORBIDDEN, e.to_string()),
     })?;
     let etag = peer.etag();
     let id = state

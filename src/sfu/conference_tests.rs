@@ -381,3 +381,82 @@ fn concurrent_changes_become_one_offer_and_a_client_that_never_answers_harms_nob
     );
     assert_eq!(conf.members[2].subscribe.1.outstanding_offer(), Some(2));
 }
+
+#[test]
+fn a_renegotiated_publish_transport_adds_and_drops_a_track_and_keeps_the_others() {
+    let mut conf = Conference::new(2, setup_seeded(9));
+    let camera = conf.track(0);
+    conf.desire(1, &[0]);
+    conf.run(Duration::from_millis(300), true);
+    let before = conf.received(1)[0];
+    assert!(before >= 20, "1 receives 0's camera ({before})");
+    // 0's client adds a second video section (its screen).
+    let now = conf.now;
+    let (end, peer) = &mut conf.members[0].publish;
+    let mut change = end.rtc.sdp_api();
+    let screen_mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, pending) = change.apply().expect("an offer");
+    let allowed = [Source::Camera, Source::Microphone];
+    let refused =
+        peer.renegotiate_publish(now, &offer.to_sdp_string(), &[], &allowed, &mut conf.out);
+    assert_eq!(
+        refused,
+        Err(OfferError::NotAllowed("screen".into())),
+        "a source the grant lacks"
+    );
+    assert_eq!(
+        peer.published_tracks().len(),
+        1,
+        "a refused offer changes nothing"
+    );
+    let answer = peer
+        .renegotiate_publish(
+            now,
+            &offer.to_sdp_string(),
+            &[],
+            &Source::ALL,
+            &mut conf.out,
+        )
+        .expect("the renegotiation is answered");
+    end.rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    let tracks = peer.published_tracks().to_vec();
+    assert_eq!(tracks.len(), 2);
+    assert!(
+        Arc::ptr_eq(&tracks[0], &camera),
+        "the camera keeps its track (and id)"
+    );
+    assert_eq!(tracks[1].source, Source::Screen);
+    assert_eq!(tracks[1].mid, screen_mid);
+    assert_ne!(tracks[1].id, camera.id);
+    // The camera keeps flowing through the renegotiation.
+    conf.run(Duration::from_millis(300), true);
+    assert!(conf.received(1)[0] >= before + 20, "the camera goes on");
+    // The client stops its screen: the track is dropped, the camera stays.
+    let now = conf.now;
+    let (end, peer) = &mut conf.members[0].publish;
+    let mut change = end.rtc.sdp_api();
+    change.stop_media(screen_mid);
+    let (offer, pending) = change.apply().expect("an offer");
+    let answer = peer
+        .renegotiate_publish(
+            now,
+            &offer.to_sdp_string(),
+            &[],
+            &Source::ALL,
+            &mut conf.out,
+        )
+        .expect("answered");
+    end.rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    let tracks = peer.published_tracks().to_vec();
+    assert_eq!(tracks.len(), 1, "the screen is gone");
+    assert!(Arc::ptr_eq(&tracks[0], &camera));
+    let at = conf.received(1)[0];
+    conf.run(Duration::from_millis(300), true);
+    assert!(conf.received(1)[0] >= at + 20, "the camera still goes on");
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::format::PayloadParams;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::{Candidate, IceCreds, Rtc};
 
@@ -60,6 +61,9 @@ pub enum OfferError {
     /// A well-formed offer this server cannot serve (422).
     #[error("{0}")]
     Unacceptable(String),
+    /// A source the participant's token does not grant (403).
+    #[error("the token does not allow to publish {0}")]
+    NotAllowed(String),
 }
 
 /// Builds a peer for `role` in room `room` from `offer`. A viewer's offer is
@@ -216,14 +220,14 @@ fn accept(
     let placeholder = Arc::new(RoomShared::new(0, room.to_owned()));
     let side = match publishing {
         Publishing::Whip { generation } => {
-            let sections = assign_sources(&media_sections, &[])?;
+            let sections = assign_sources(&media_sections, &[], &[])?;
             publisher_side(&rtc, &sections, generation, setup)?
         }
         Publishing::Conference {
             generation,
             sources,
         } => {
-            let sections = assign_sources(&media_sections, sources)?;
+            let sections = assign_sources(&media_sections, sources, &[])?;
             publisher_side(&rtc, &sections, generation, setup)?
         }
         Publishing::Watch { by_track } => {
@@ -280,9 +284,10 @@ pub(super) fn new_rtc(setup: &PeerSetup, now: Instant) -> Result<(Rtc, IceCreds)
 
 /// Which source each section carries: as `named` says (source → mid),
 /// else audio is the microphone and video the camera, then the screen.
-fn assign_sources(
+pub(super) fn assign_sources(
     sections: &[(Mid, MediaKind)],
     named: &[(Source, String)],
+    kept: &[(Mid, Source)],
 ) -> Result<Vec<(Mid, Source)>, OfferError> {
     let mut out: Vec<(Mid, Source)> = Vec::new();
     for (source, mid) in named {
@@ -309,6 +314,15 @@ fn assign_sources(
         }
         out.push((Mid::from(mid.as_str()), *source));
     }
+    // A section that kept its mid keeps its source (a renegotiation).
+    for (mid, source) in kept {
+        let present = sections
+            .iter()
+            .any(|(m, k)| m == mid && *k == source.kind());
+        if present && out.iter().all(|(m, s)| m != mid && s != source) {
+            out.push((*mid, *source));
+        }
+    }
     for (mid, kind) in sections {
         if out.iter().any(|(m, _)| m == mid) {
             continue;
@@ -328,7 +342,7 @@ fn assign_sources(
     Ok(out)
 }
 
-fn check_sections(
+pub(super) fn check_sections(
     role: Role,
     offer: &str,
     max_video: usize,
@@ -403,22 +417,9 @@ fn publisher_side(
 ) -> Result<Side, OfferError> {
     let mut tracks = Vec::new();
     for (mid, source) in sections {
-        let Some(media) = rtc.media(*mid) else {
+        let Some(params) = received_params(rtc, *mid) else {
             continue;
         };
-        if media.direction() != Direction::RecvOnly {
-            continue;
-        }
-        let params: Vec<_> = rtc
-            .codec_config()
-            .params()
-            .iter()
-            .filter(|p| media.remote_pts().contains(&p.pt()))
-            .copied()
-            .collect();
-        if params.is_empty() {
-            continue;
-        }
         let index = u8::try_from(tracks.len()).unwrap_or(u8::MAX);
         tracks.push(Arc::new(PublishedTrack::new(
             TrackId::new(generation, index),
@@ -438,6 +439,7 @@ fn publisher_side(
         .filter(|t| t.kind == MediaKind::Video)
         .map(|t| (t.mid, KeyframeThrottle::new(setup.keyframe_interval)))
         .collect();
+    let next_index = u8::try_from(tracks.len()).unwrap_or(u8::MAX);
     Ok(Side::Publisher(PublisherSide {
         media: Arc::new(PublishedMedia {
             publisher: generation,
@@ -445,7 +447,26 @@ fn publisher_side(
         }),
         ssrcs: Vec::new(),
         keyframes,
+        next_index,
+        keyframe_interval: setup.keyframe_interval,
     }))
+}
+
+/// The payload types negotiated on `mid` if the client sends on it (the
+/// section is `recvonly` on our side) and shares a codec with us.
+pub(super) fn received_params(rtc: &Rtc, mid: Mid) -> Option<Vec<PayloadParams>> {
+    let media = rtc.media(mid)?;
+    if media.direction() != Direction::RecvOnly {
+        return None;
+    }
+    let params: Vec<_> = rtc
+        .codec_config()
+        .params()
+        .iter()
+        .filter(|p| media.remote_pts().contains(&p.pt()))
+        .copied()
+        .collect();
+    (!params.is_empty()).then_some(params)
 }
 
 fn viewer_side(

@@ -100,6 +100,14 @@ impl StartHold {
         }
     }
 
+    /// Also never hold `pts` (the RTX payload types of tracks added by a
+    /// renegotiation).
+    pub fn also_skip(&mut self, pts: impl IntoIterator<Item = u8>) {
+        for pt in pts.into_iter().filter(|pt| *pt < 128) {
+            self.skip |= 1 << pt;
+        }
+    }
+
     /// Takes `data` if it is an RTP packet of a stream still in its start
     /// (`true`: do not feed it now); else `false`.
     pub fn hold(

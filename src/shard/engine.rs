@@ -62,8 +62,9 @@ pub(super) struct Core {
     pub(super) shards: Arc<[ShardHandle]>,
     candidates: Vec<SocketAddr>,
     pub(super) out: Outputs,
-    /// Subscribers of the packet being fanned out, with the feed each gets it by.
-    scratch: Vec<(PeerKey, Feed)>,
+    /// Subscribers of the packet being fanned out: those of its track, then
+    /// (from `scratch_main` on) those of its room's main feed.
+    scratch: Vec<PeerKey>,
     /// Viewers with packets written but not yet sent.
     unflushed: Vec<PeerKey>,
     /// Publisher packets fanned out since the last flush.
@@ -269,6 +270,52 @@ impl Core {
             self.directory.post_offer(id, &offer);
         }
         Ok(())
+    }
+
+    /// Gives a local publish transport its client's new offer; the router
+    /// publishes what it added and forgets what it dropped.
+    pub(super) fn republish(
+        &mut self,
+        key: PeerKey,
+        now: Instant,
+        offer: &str,
+        sources: &[(crate::sfu::Source, String)],
+        allowed: &[crate::sfu::Source],
+    ) -> Result<(String, Arc<crate::sfu::PublishedMedia>), crate::sfu::OfferError> {
+        let before: Vec<Arc<PublishedTrack>> = match self.slot_mut(key) {
+            Some(slot) => slot.peer.published_tracks().to_vec(),
+            None => {
+                return Err(crate::sfu::OfferError::Unacceptable(
+                    "the transport is gone".into(),
+                ));
+            }
+        };
+        let mut result = Err(crate::sfu::OfferError::Unacceptable(
+            "the transport is gone".into(),
+        ));
+        self.call(key, now, |peer, out| {
+            result = peer.renegotiate_publish(now, offer, sources, allowed, out)
+        });
+        let Some(slot) = self.slot_mut(key) else {
+            for track in &before {
+                self.router.unpublish(track.id, key);
+            }
+            return Err(crate::sfu::OfferError::Unacceptable(
+                "the transport closed".into(),
+            ));
+        };
+        let media = slot.peer.published_media().cloned();
+        let after: Vec<Arc<PublishedTrack>> = slot.peer.published_tracks().to_vec();
+        for gone in before.iter().filter(|b| after.iter().all(|a| a.id != b.id)) {
+            self.router.unpublish(gone.id, key);
+        }
+        for new in after.iter().filter(|a| before.iter().all(|b| b.id != a.id)) {
+            self.router.publish(new, key);
+        }
+        let answer = result?;
+        let media =
+            media.ok_or_else(|| crate::sfu::OfferError::Unacceptable("not a publisher".into()))?;
+        Ok((answer, media))
     }
 
     /// Runs `f` on a peer, then brings the router in step with the feeds
@@ -608,19 +655,19 @@ impl Core {
         let mut subscribers = std::mem::take(&mut self.scratch);
         subscribers.clear();
         let by_track = Feed::Track(packet.track.id);
-        let keys = self.router.subscribers(&by_track);
-        subscribers.extend(keys.iter().map(|k| (*k, by_track)));
+        subscribers.extend_from_slice(self.router.subscribers(&by_track));
+        let main_from = subscribers.len();
+        let main = Feed::Main {
+            room: packet.room_id,
+            kind: packet.track.kind,
+        };
         if packet.main {
-            let main = Feed::Main {
-                room: packet.room_id,
-                kind: packet.track.kind,
-            };
-            let keys = self.router.subscribers(&main);
-            subscribers.extend(keys.iter().map(|k| (*k, main)));
+            subscribers.extend_from_slice(self.router.subscribers(&main));
         }
         let (dropped_before, forwarded_before) = (self.out.dropped, self.out.forwarded);
-        for (key, feed) in &subscribers {
-            let (key, mut became_unflushed) = (*key, false);
+        for (i, &key) in subscribers.iter().enumerate() {
+            let feed = if i < main_from { &by_track } else { &main };
+            let mut became_unflushed = false;
             self.call(key, now, |peer, out| {
                 became_unflushed = peer.forward(packet, feed, out)
             });

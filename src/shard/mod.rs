@@ -31,7 +31,8 @@ use tracing::info;
 
 pub use inspect::{Tables, TablesError};
 pub use msg::{
-    AnswerReply, Control, PatchReply, ShardControl, ShardHandle, ShardInbox, ShardMedia, channel,
+    AnswerReply, Control, PatchReply, RepublishReply, ShardControl, ShardHandle, ShardInbox,
+    ShardMedia, channel,
 };
 pub use stats::{ShardSnapshot, ShardStats};
 
@@ -207,6 +208,21 @@ impl ShardState {
                         None => PatchReply::NotHere,
                     };
                     // Signaling may have given up waiting; nothing to do then.
+                    let _ = reply.send(answer);
+                }
+                Control::Republish {
+                    id,
+                    offer,
+                    sources,
+                    allowed,
+                    reply,
+                } => {
+                    let answer = match self.core.by_session.get(&id).copied() {
+                        Some(key) => RepublishReply::Applied(
+                            self.core.republish(key, now, &offer, &sources, &allowed),
+                        ),
+                        None => RepublishReply::NotHere,
+                    };
                     let _ = reply.send(answer);
                 }
                 Control::Desire { id, tracks } => {

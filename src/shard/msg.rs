@@ -35,7 +35,8 @@ use str0m::media::KeyframeRequestKind;
 use super::stats::ShardStats;
 use crate::net::{RecvMeta, Waker};
 use crate::sfu::{
-    AnswerError, Forwarded, IcePatch, PatchError, PatchOutcome, PublishedTrack, SessionId, TrackId,
+    AnswerError, Forwarded, IcePatch, OfferError, PatchError, PatchOutcome, PublishedMedia,
+    PublishedTrack, SessionId, Source, TrackId,
 };
 
 /// Shard to shard, media lane: may be dropped (and counted) when full.
@@ -87,6 +88,15 @@ pub enum Control {
         id: SessionId,
         tracks: Vec<Arc<PublishedTrack>>,
     },
+    /// A conference publish transport's new offer (`PATCH …/publish`);
+    /// the answer and the media it now publishes go back on `reply`.
+    Republish {
+        id: SessionId,
+        offer: String,
+        sources: Vec<(Source, String)>,
+        allowed: Vec<Source>,
+        reply: tokio::sync::oneshot::Sender<RepublishReply>,
+    },
     /// The client's answer to a subscribe transport's offer `revision`;
     /// a next offer goes to the directory as an event.
     Answer {
@@ -102,6 +112,15 @@ pub enum Control {
 pub enum AnswerReply {
     /// The transport took the answer, or refused it.
     Applied(Result<(), AnswerError>),
+    /// The session is not (or no longer) on this shard.
+    NotHere,
+}
+
+/// A shard's answer to [`Control::Republish`].
+#[derive(Debug)]
+pub enum RepublishReply {
+    /// The answer and what the transport publishes now, or why not.
+    Applied(Result<(String, Arc<PublishedMedia>), OfferError>),
     /// The session is not (or no longer) on this shard.
     NotHere,
 }

@@ -7,7 +7,6 @@
 //! - [`StunView`]: a checked view over one STUN message, and the demux fast path
 //!   [`binding_request_local_ufrag`] that finds our ICE ufrag in a Binding request;
 //! - [`RtpHeader`]: the fixed RTP header, CSRC list, extension and padding lengths;
-//! - [`rtcp_packets`]: an iterator over the sub-packets of a compound RTCP packet;
 //! - [`SdpFrag`]: a checked view over a trickle-ice-sdpfrag body (RFC 8840), the
 //!   one text format here: a WHIP/WHEP PATCH carries it.
 //!
@@ -19,10 +18,12 @@
 //! drops the datagram and counts it.
 //!
 //! Nothing here authenticates anything: SRTP, MESSAGE-INTEGRITY and FINGERPRINT
-//! are checked later, by str0m.
+//! are checked later, by str0m. There is no RTCP parser: RTCP arrives as
+//! SRTCP, readable only after str0m decrypted it, so str0m parses it too
+//! (a clear-text parser here was used by nothing but its own benchmark and
+//! fuzz target, and was removed).
 
 mod classify;
-mod rtcp;
 mod rtp;
 mod sdpfrag;
 mod stun;
@@ -31,10 +32,6 @@ mod stun;
 mod tests;
 
 pub use classify::{PacketClass, classify};
-pub use rtcp::{
-    PT_APP, PT_BYE, PT_PSFB, PT_RR, PT_RTPFB, PT_SDES, PT_SR, PT_XR, RtcpError, RtcpHeader,
-    RtcpIter, is_keyframe_request, rtcp_packets,
-};
 pub use rtp::{RtpError, RtpHeader};
 pub use sdpfrag::{
     CandidateAddress, CandidateAttr, IceCredentials, MAX_CANDIDATES, SdpFrag, SdpFragError,
@@ -48,10 +45,4 @@ pub use stun::{
 fn be_u16(buf: &[u8], at: usize) -> Option<u16> {
     let bytes = buf.get(at..)?.first_chunk::<2>()?;
     Some(u16::from_be_bytes(*bytes))
-}
-
-/// Big-endian `u32` at `at`, or `None` if `buf` is too short.
-fn be_u32(buf: &[u8], at: usize) -> Option<u32> {
-    let bytes = buf.get(at..)?.first_chunk::<4>()?;
-    Some(u32::from_be_bytes(*bytes))
 }

@@ -192,7 +192,6 @@ struct Accepted {
     stun: usize,
     ufrag: usize,
     rtp: usize,
-    rtcp: usize,
 }
 
 /// Runs every parser on `buf` and checks they agree with `classify`.
@@ -228,26 +227,6 @@ fn check(buf: &[u8], accepted: &mut Accepted) {
         );
         assert!(h.payload(buf).is_some());
     }
-
-    let items: Vec<_> = rtcp_packets(buf).collect();
-    let oks = items.iter().take_while(|r| r.is_ok()).count();
-    assert!(
-        items.len() - oks <= 1,
-        "at most one error, and it is the last item"
-    );
-    let total: usize = items.iter().flatten().map(|(_, p)| p.len()).sum();
-    if oks == items.len() {
-        assert_eq!(total, buf.len());
-    } else {
-        assert!(total < buf.len());
-    }
-    if let Some(Ok((h, p))) = items.first() {
-        accepted.rtcp += 1;
-        assert_eq!(p.len(), (usize::from(h.length_words) + 1) * 4);
-        if buf.len() >= 8 {
-            assert_eq!(class, PacketClass::Rtcp, "{buf:02x?}");
-        }
-    }
 }
 
 #[test]
@@ -275,7 +254,6 @@ fn random_datagrams_never_panic_and_agree_with_classify() {
     assert!(accepted.stun > 1_000, "{accepted:?}");
     assert!(accepted.ufrag > 100, "{accepted:?}");
     assert!(accepted.rtp > 1_000, "{accepted:?}");
-    assert!(accepted.rtcp > 1_000, "{accepted:?}");
 }
 
 #[test]

@@ -10,7 +10,9 @@
 // 1. Pages A, B and C join room "meet" (fake camera and microphone) and
 //    each decodes the other two cameras (frames counted; a screenshot of a
 //    remote tile is not flat); audio packets arrive.
-// 2. A shares a screen (a canvas captureStream): B and C decode it.
+// 2. A shares a screen (a canvas captureStream, added to its publish
+//    transport with PATCH): B and C decode it; A stops it, B sees it go,
+//    A's camera keeps playing.
 // 3. D joins late and decodes A, B and C; C leaves and the others see it.
 // 4. A's chat line (broadcast) and B's info (muted) reach the others.
 // 5. An admin creates room "vip" with approval; an owner is in; a guest's
@@ -157,6 +159,18 @@ async function main() {
       const got = await waitFrames(p, ['A/screen'], 20, 15_000);
       log(`${p.name} decodes A's screen: ${got['A/screen']} frames`);
     }
+
+    // A stops sharing (a renegotiation that drops a track): the others see
+    // it go, and A's camera keeps playing through both renegotiations.
+    await pa.page.evaluate(() => /** @type {any} */ (window).uringcastRoom.room.unpublish('screen'));
+    await waitEvent(pb, 'trackUnpublished', (e) => e.detail.participant === 'A' && e.detail.track.source === 'screen', 5_000);
+    const cameraBefore = (await frames(pb))['A/camera'] ?? 0;
+    await new Promise((r) => setTimeout(r, 1500));
+    const cameraAfter = (await frames(pb))['A/camera'] ?? 0;
+    log(`A's camera on B: ${cameraBefore} → ${cameraAfter} frames after the screen stopped`);
+    check(cameraAfter >= cameraBefore + 10, `A's camera goes on (${cameraBefore} → ${cameraAfter})`);
+    const transports = await pa.page.evaluate(() => /** @type {any} */ (window).uringcastRoom.room.publishPc.connectionState);
+    check(transports === 'connected', `one publish transport, renegotiated, still connected (${transports})`);
 
     // 3. D joins late; C leaves.
     const pd = await openRoom(browser, 'D', 'meet', {});

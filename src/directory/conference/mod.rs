@@ -601,6 +601,58 @@ impl Directory {
         Ok(AnswerRoute::Done(result.map(|_| ())))
     }
 
+    /// A new offer for the participant's publish transport: applied here
+    /// if the transport is pending (and the room told), else where it is.
+    pub fn republish(
+        &self,
+        handle: SessionId,
+        offer: &str,
+        sources: &[(Source, String)],
+        now: Instant,
+    ) -> Result<RepublishRoute, ConferenceError> {
+        let mut inner = self.inner.lock();
+        let p = inner
+            .participants
+            .get(&handle)
+            .ok_or(ConferenceError::UnknownParticipant)?;
+        let allowed = p.grants.publish.clone();
+        let Some((session, _)) = p.publish.clone() else {
+            return Ok(RepublishRoute::NoTransport);
+        };
+        let Some(entry) = inner.sessions.get_mut(&session) else {
+            return Ok(RepublishRoute::NoTransport);
+        };
+        let peer = match &mut entry.place {
+            Place::Shard(shard) => {
+                return Ok(RepublishRoute::OnShard {
+                    shard: *shard,
+                    session,
+                    allowed,
+                });
+            }
+            Place::Pending(peer) => peer,
+        };
+        let mut out = Outputs::default();
+        let answer = peer.renegotiate_publish(now, offer, sources, &allowed, &mut out);
+        let media = peer.published_media().cloned();
+        if let (Ok(_), Some(media)) = (&answer, media) {
+            republished_locked(&mut inner, handle, session, media);
+        }
+        Ok(RepublishRoute::Done(answer))
+    }
+
+    /// Publish transport `session` of participant `handle` now sends
+    /// `media` (its shard applied a new offer): the room is told what was
+    /// added and dropped.
+    pub fn republished(
+        &self,
+        handle: SessionId,
+        session: SessionId,
+        media: Arc<crate::sfu::PublishedMedia>,
+    ) {
+        republished_locked(&mut self.inner.lock(), handle, session, media);
+    }
+
     /// `offer` as JSON: revision, SDP, and who each mid carries.
     pub fn offer_json(&self, offer: &ServerOffer) -> Value {
         offer_json(&self.inner.lock(), offer)
@@ -671,6 +723,21 @@ impl Directory {
     pub fn resync_waker(&self) -> Arc<Notify> {
         self.resync.clone()
     }
+}
+
+/// Where a publish transport's new offer went.
+#[derive(Debug)]
+pub enum RepublishRoute {
+    /// Applied to a pending transport here: the answer, or why not.
+    Done(Result<String, crate::sfu::OfferError>),
+    /// The transport lives on this shard; `allowed` is the token's grant.
+    OnShard {
+        shard: usize,
+        session: SessionId,
+        allowed: Vec<Source>,
+    },
+    /// The participant has no publish transport (POST one first).
+    NoTransport,
 }
 
 /// Where an answer went.

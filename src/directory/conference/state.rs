@@ -388,3 +388,39 @@ pub(in crate::directory) fn whip_joined(inner: &mut Inner, room: &str, session: 
     inner.dirty.extend(others);
     choose_main(inner, room);
 }
+
+/// Participant `handle`'s publish transport `session` now sends `media`:
+/// announces the tracks it added and dropped, re-offers the others.
+pub(super) fn republished_locked(
+    inner: &mut Inner,
+    handle: SessionId,
+    session: SessionId,
+    media: Arc<PublishedMedia>,
+) {
+    let Some(p) = inner.participants.get_mut(&handle) else {
+        return;
+    };
+    let Some((current, old)) = p.publish.clone() else {
+        return;
+    };
+    if current != session {
+        return; // replaced meanwhile
+    }
+    p.publish = Some((session, media.clone()));
+    let room = p.room.clone();
+    let subset = |from: &PublishedMedia, not_in: &PublishedMedia| PublishedMedia {
+        publisher: from.publisher,
+        tracks: from
+            .tracks
+            .iter()
+            .filter(|t| not_in.tracks.iter().all(|o| o.id != t.id))
+            .cloned()
+            .collect(),
+    };
+    let (dropped, added) = (subset(&old, &media), subset(&media, &old));
+    announce_tracks(inner, &room, handle, &dropped, "trackUnpublished");
+    announce_tracks(inner, &room, handle, &added, "trackPublished");
+    let others = members_except(inner, &room, handle);
+    inner.dirty.extend(others);
+    choose_main(inner, &room);
+}

@@ -12,8 +12,9 @@
 //   await room.leave();
 //
 // Two PeerConnections, as the server expects: the publish one is offered
-// by this page (re-created, and re-POSTed, whenever the set of published
-// tracks changes), the subscribe one by the server (its first offer in the
+// by this page (POSTed once, renegotiated with PATCH when a track is added
+// or dropped; a replaced track is swapped without either), the subscribe
+// one by the server (its first offer in the
 // reply to POST …/subscribe, later ones as `offer` events, each answered
 // with POST …/answer, in order). Events come from an EventSource on the
 // participant's stream, which resumes by itself with Last-Event-ID.
@@ -92,6 +93,8 @@ export class Room extends EventTarget {
     this.closed = false;
     /** Offers are answered one at a time, in order. */
     this.answering = Promise.resolve();
+    /** Publish changes are made one at a time, in order. */
+    this.publishing = Promise.resolve();
     /** @type {(v?: unknown) => void} */
     let admit = () => {};
     /** @type {(e: unknown) => void} */
@@ -219,47 +222,89 @@ export class Room extends EventTarget {
     if (!SOURCES.includes(source)) throw new UringcastError(`unknown source ${source}`);
     await this.admitted;
     this.published.set(source, track);
-    await this.renegotiatePublish();
+    await this.inTurn();
   }
 
   /** Stops publishing `source`. @param {Source} source */
   async unpublish(source) {
     if (!this.published.delete(source)) return;
-    await this.renegotiatePublish();
+    await this.inTurn();
   }
 
-  /** A new publish transport for the current tracks (the server replaces the old one). */
+  /**
+   * Brings the publish transport in step, after any change still under
+   * way: two publish() calls at once (microphone and camera) must not make
+   * two transports, or renegotiate one twice at the same time.
+   */
+  async inTurn() {
+    const run = this.publishing.then(() => this.renegotiatePublish());
+    this.publishing = run.catch(() => {});
+    await run;
+  }
+
+  /**
+   * Brings the publish transport in step with `published`: a replaced
+   * track is swapped in place (no renegotiation); an added or dropped one
+   * renegotiates the transport (PATCH with a new offer); the first track,
+   * or a transport that failed, makes a new one (POST).
+   */
   async renegotiatePublish() {
-    const old = this.publishPc;
-    this.publishPc = null;
+    const pc = this.publishPc;
     if (this.published.size === 0) {
-      old?.close();
+      this.publishPc = null;
+      pc?.close();
       return;
     }
+    if (!pc || pc.connectionState === 'failed' || pc.connectionState === 'closed') {
+      await this.newPublishTransport();
+      pc?.close();
+      return;
+    }
+    let changed = false;
+    const stream = new MediaStream([...this.published.values()]);
+    for (const source of SOURCES) {
+      const track = this.published.get(source);
+      const t = pc.getTransceivers().find((x) => sourceOf(x) === source && !x.stopped && x.currentDirection !== 'stopped');
+      if (track && t) {
+        if (t.sender.track !== track) await t.sender.replaceTrack(track);
+      } else if (track) {
+        const added = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+        /** @type {any} */ (added).uringcastSource = source;
+        changed = true;
+      } else if (t) {
+        t.stop();
+        changed = true;
+      }
+    }
+    if (!changed) return;
+    await pc.setLocalDescription(await pc.createOffer());
+    const response = await call(`${this.url}/publish?${sourceQuery(pc)}`, {
+      method: 'PATCH',
+      body: pc.localDescription?.sdp,
+      headers: { 'Content-Type': 'application/sdp' },
+    }, this.options.token);
+    await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+  }
+
+  /** A publish transport for the current tracks (POST; it replaces any other). */
+  async newPublishTransport() {
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', ...this.options.rtcConfiguration });
     const stream = new MediaStream([...this.published.values()]);
-    /** @type {string[]} */
-    const names = [];
     for (const source of SOURCES) {
       const track = this.published.get(source);
       if (!track) continue;
       const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      names.push(source);
       /** @type {any} */ (t).uringcastSource = source;
     }
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc, 1500);
-    const query = pc.getTransceivers()
-      .map((t) => `${/** @type {any} */ (t).uringcastSource}=${encodeURIComponent(t.mid ?? '')}`)
-      .join('&');
-    const response = await call(`${this.url}/publish?${query}`, {
+    const response = await call(`${this.url}/publish?${sourceQuery(pc)}`, {
       method: 'POST',
       body: pc.localDescription?.sdp,
       headers: { 'Content-Type': 'application/sdp' },
     }, this.options.token);
     await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
     this.publishPc = pc;
-    old?.close();
   }
 
   /**
@@ -338,6 +383,19 @@ async function call(url, init, token) {
   }
   if (!response.ok) throw await problemError(response, url);
   return response;
+}
+
+/** The source a transceiver was added for. @param {RTCRtpTransceiver} t */
+function sourceOf(t) {
+  return /** @type {any} */ (t).uringcastSource ?? null;
+}
+
+/** `camera=MID&…` for the transceivers still sending. @param {RTCPeerConnection} pc */
+function sourceQuery(pc) {
+  return pc.getTransceivers()
+    .filter((t) => sourceOf(t) && !t.stopped && t.mid !== null)
+    .map((t) => `${sourceOf(t)}=${encodeURIComponent(t.mid ?? '')}`)
+    .join('&');
 }
 
 /** ICE gathering complete, or `ms` passed. @param {RTCPeerConnection} pc @param {number} ms */

@@ -209,7 +209,11 @@ export declare class Room extends EventTarget {
   published: Map<Source, MediaStreamTrack>;
   publishPc: RTCPeerConnection | null;
   subscribePc: RTCPeerConnection | null;
-  /** Publishes `track` as `source` (replacing what was published as it). */
+  /**
+   * Publishes `track` as `source`, replacing what was published as it (a
+   * replaced track is swapped without renegotiation; a new source
+   * renegotiates the publish transport with PATCH).
+   */
   publish(source: Source, track: MediaStreamTrack): Promise<void>;
   /** Stops publishing `source`. */
   unpublish(source: Source): Promise<void>;

@@ -22,9 +22,9 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::problem::Problem;
 use super::session::{check_room_name, read_limited, read_sdp, refused};
-use crate::directory::{Admission, AnswerRoute, ConferenceError, Resync};
+use crate::directory::{Admission, AnswerRoute, ConferenceError, RepublishRoute, Resync};
 use crate::sfu::{AnswerError, OfferError, SessionId, Source, accept_publish, new_subscriber};
-use crate::shard::{AnswerReply, Control};
+use crate::shard::{AnswerReply, Control, RepublishReply};
 
 pub mod admin;
 mod events;
@@ -262,25 +262,7 @@ pub async fn publish(
     body: Body,
 ) -> Result<Response, Problem> {
     let (handle, room, _) = participant(&state, &handle, query.as_deref(), &headers)?;
-    let mut sources = Vec::new();
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key == "token" {
-            continue;
-        }
-        let source = Source::parse(key).ok_or_else(|| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                format!("unknown query parameter {key:?}: name microphone, camera or screen"),
-            )
-        })?;
-        sources.push((source, value.to_owned()));
-    }
+    let sources = source_map(query.as_deref())?;
     let offer = read_sdp(&headers, body, state.max_body, state.body_timeout).await?;
     let publisher = state.directory.next_generation();
     let setup = state.setup.clone();
@@ -325,7 +307,97 @@ fn offer_problem(e: OfferError) -> Problem {
         OfferError::Unacceptable(_) => {
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }
+        OfferError::NotAllowed(_) => Problem::new(StatusCode::FORBIDDEN, e.to_string()),
     }
+}
+
+/// `PATCH /v1/participants/{handle}/publish` (`application/sdp`): a new
+/// offer on the publish transport (a track added, replaced or dropped),
+/// same query as the POST. `200` + the answer; `404` without a publish
+/// transport (POST one first).
+pub async fn republish(
+    State(state): State<AppState>,
+    Path(handle): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let (handle, room, _) = participant(&state, &handle, query.as_deref(), &headers)?;
+    let sources = source_map(query.as_deref())?;
+    let offer = read_sdp(&headers, body, state.max_body, state.body_timeout).await?;
+    let now = Instant::now();
+    let route = state
+        .directory
+        .republish(handle, &offer, &sources, now)
+        .map_err(|e| conference_problem(e, &state))?;
+    let busy =
+        || Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the server is busy").retry_after(1);
+    let answer = match route {
+        RepublishRoute::Done(answer) => answer.map_err(offer_problem)?,
+        RepublishRoute::NoTransport => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "no publish transport: POST …/publish first",
+            ));
+        }
+        RepublishRoute::OnShard {
+            shard,
+            session,
+            allowed,
+        } => {
+            let (reply, wait) = tokio::sync::oneshot::channel();
+            let command = Control::Republish {
+                id: session,
+                offer,
+                sources,
+                allowed,
+                reply,
+            };
+            if !state.shards.get(shard).is_some_and(|h| h.command(command)) {
+                return Err(busy());
+            }
+            match tokio::time::timeout(SHARD_TIMEOUT, wait).await {
+                Ok(Ok(RepublishReply::Applied(Ok((answer, media))))) => {
+                    state.directory.republished(handle, session, media);
+                    answer
+                }
+                Ok(Ok(RepublishReply::Applied(Err(e)))) => return Err(offer_problem(e)),
+                Ok(Ok(RepublishReply::NotHere)) | Ok(Err(_)) => {
+                    return Err(Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "the publish transport ended",
+                    ));
+                }
+                Err(_) => return Err(busy()),
+            }
+        }
+    };
+    tracing::info!(room, "publish transport renegotiated");
+    let mut response = (StatusCode::OK, answer).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    Ok(response)
+}
+
+/// `?microphone=MID&camera=MID&screen=MID` (and `token`, ignored here).
+fn source_map(query: Option<&str>) -> Result<Vec<(Source, String)>, Problem> {
+    let mut sources = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "token" {
+            continue;
+        }
+        let source = Source::parse(key).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown query parameter {key:?}: name microphone, camera or screen"),
+            )
+        })?;
+        sources.push((source, value.to_owned()));
+    }
+    Ok(sources)
 }
 
 /// `POST /v1/participants/{handle}/subscribe`: the subscribe transport and

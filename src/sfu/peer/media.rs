@@ -32,11 +32,7 @@ impl Peer {
         let Side::Subscriber(subscriber) = &mut self.side else {
             return false;
         };
-        let Some(track) = subscriber
-            .outs
-            .iter_mut()
-            .find(|t| t.source.feed() == *feed)
-        else {
+        let Some(track) = subscriber.outs.iter_mut().find(|t| t.feed == *feed) else {
             return false;
         };
         let kind = packet.track.kind;

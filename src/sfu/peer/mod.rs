@@ -31,6 +31,7 @@ use super::{Feed, IdRng, Role, SessionId, TrackId};
 
 mod media;
 mod patch;
+mod republish;
 mod subscribe;
 
 pub(super) use media::can_receive;
@@ -133,6 +134,11 @@ pub(super) struct PublisherSide {
     pub ssrcs: Vec<(Ssrc, usize)>,
     /// Video tracks' keyframe throttles.
     pub keyframes: Vec<(Mid, KeyframeThrottle)>,
+    /// The index the next track added by a renegotiation gets (its
+    /// [`TrackId`]); at `u8::MAX` no more can be added.
+    pub next_index: u8,
+    /// `--keyframe-interval`, for the throttles of tracks added later.
+    pub keyframe_interval: Duration,
 }
 
 #[derive(Debug)]
@@ -150,6 +156,9 @@ pub(super) struct TrackOut {
     pub mid: Mid,
     pub kind: MediaKind,
     pub source: FeedSource,
+    /// `source.feed()`, kept so a packet finds its track without a pointer
+    /// chase per outgoing track.
+    pub feed: Feed,
     /// Publisher PT → our PT (`NO_PT`: the subscriber did not negotiate it).
     pub pt_map: [u8; 128],
     /// The track `pt_map` was built for (`None`: none yet).
@@ -164,6 +173,7 @@ impl TrackOut {
         Self {
             mid,
             kind,
+            feed: source.feed(),
             source,
             pt_map: [NO_PT; 128],
             map_track: None,
@@ -318,6 +328,7 @@ impl Peer {
             for out in &mut s.outs {
                 if let FeedSource::Main(_, kind) = out.source {
                     out.source = FeedSource::Main(room.clone(), kind);
+                    out.feed = out.source.feed();
                 }
             }
         }
