@@ -224,3 +224,51 @@ fn a_stale_answer_is_a_conflict_and_a_late_publisher_is_offered_to_everyone() {
         "the watcher got {got} of {sent} video packets of p7"
     );
 }
+
+#[test]
+fn a_second_event_stream_replaces_the_first_and_a_vanished_participant_is_reaped() {
+    let server = ServerProc::start(&["--connect-timeout", "1s"]);
+    let base = &server.base;
+    let ana = Participant::join(base, "reap", &json!({ "id": "ana" }), Default::default())
+        .expect("ana joins");
+    let (first, _) = ana.events().expect("a first stream");
+    assert_eq!(
+        first
+            .recv_timeout(Duration::from_secs(5))
+            .expect("snapshot")
+            .name,
+        "snapshot"
+    );
+    let (second, _) = ana.events().expect("a second stream");
+    assert_eq!(
+        second
+            .recv_timeout(Duration::from_secs(5))
+            .expect("snapshot")
+            .name,
+        "snapshot"
+    );
+    // The first stream ends: its reader sees the end of the body.
+    let ended = Instant::now() + Duration::from_secs(15);
+    loop {
+        match first.recv_timeout(Duration::from_millis(200)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            _ if Instant::now() > ended => panic!("the replaced stream did not end"),
+            _ => {}
+        }
+    }
+    // A participant that joins and never opens its stream or a transport
+    // is gone after --connect-timeout.
+    let ghost = Participant::join(base, "reap", &json!({ "id": "ghost" }), Default::default())
+        .expect("ghost joins");
+    let left = wait_for(&second, Duration::from_secs(6), |e| {
+        e.name == "participantLeft" && e.data["id"] == "ghost"
+    })
+    .expect("the ghost is reaped");
+    assert_eq!(left.data["reason"], "gone");
+    assert_eq!(ghost.post("info", &json!({})).unwrap(), 404);
+    assert_eq!(
+        ana.post("info", &json!({ "still": "here" })).unwrap(),
+        204,
+        "ana streams: kept"
+    );
+}

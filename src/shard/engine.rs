@@ -252,6 +252,12 @@ impl Core {
         }
     }
 
+    /// A `Desire` for a transport not (or no longer) here: its participant
+    /// is marked for a resync again, which reaches it wherever it is now.
+    pub(super) fn desire_elsewhere(&self, id: SessionId) {
+        self.directory.mark_dirty(id);
+    }
+
     /// Gives a local subscribe transport its client's answer.
     pub(super) fn answer(
         &mut self,

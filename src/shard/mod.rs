@@ -225,11 +225,13 @@ impl ShardState {
                     };
                     let _ = reply.send(answer);
                 }
-                Control::Desire { id, tracks } => {
-                    if let Some(key) = self.core.by_session.get(&id).copied() {
-                        self.core.desire(key, now, id, tracks);
-                    }
-                }
+                Control::Desire { id, tracks } => match self.core.by_session.get(&id).copied() {
+                    Some(key) => self.core.desire(key, now, id, tracks),
+                    // Given back to the directory (its first STUN did not
+                    // authenticate) since the directory sent this: the
+                    // resync must be made there, so it is marked again.
+                    None => self.core.desire_elsewhere(id),
+                },
                 Control::Answer {
                     id,
                     revision,

@@ -179,7 +179,11 @@ export class Room extends EventTarget {
       headers: { 'Content-Type': 'application/json' },
     }, this.options.token);
     const offer = await response.json();
-    await this.answer(offer);
+    // In the same queue as the offers of the event stream: the next one
+    // can arrive there before this answer's POST has returned.
+    const first = this.answering.then(() => this.answer(offer));
+    this.answering = first.catch((error) => this.dispatch('error', { error }));
+    await first;
   }
 
   /**

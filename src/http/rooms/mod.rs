@@ -325,53 +325,7 @@ pub async fn republish(
     let (handle, room, _) = participant(&state, &handle, query.as_deref(), &headers)?;
     let sources = source_map(query.as_deref())?;
     let offer = read_sdp(&headers, body, state.max_body, state.body_timeout).await?;
-    let now = Instant::now();
-    let route = state
-        .directory
-        .republish(handle, &offer, &sources, now)
-        .map_err(|e| conference_problem(e, &state))?;
-    let busy =
-        || Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the server is busy").retry_after(1);
-    let answer = match route {
-        RepublishRoute::Done(answer) => answer.map_err(offer_problem)?,
-        RepublishRoute::NoTransport => {
-            return Err(Problem::new(
-                StatusCode::NOT_FOUND,
-                "no publish transport: POST …/publish first",
-            ));
-        }
-        RepublishRoute::OnShard {
-            shard,
-            session,
-            allowed,
-        } => {
-            let (reply, wait) = tokio::sync::oneshot::channel();
-            let command = Control::Republish {
-                id: session,
-                offer,
-                sources,
-                allowed,
-                reply,
-            };
-            if !state.shards.get(shard).is_some_and(|h| h.command(command)) {
-                return Err(busy());
-            }
-            match tokio::time::timeout(SHARD_TIMEOUT, wait).await {
-                Ok(Ok(RepublishReply::Applied(Ok((answer, media))))) => {
-                    state.directory.republished(handle, session, media);
-                    answer
-                }
-                Ok(Ok(RepublishReply::Applied(Err(e)))) => return Err(offer_problem(e)),
-                Ok(Ok(RepublishReply::NotHere)) | Ok(Err(_)) => {
-                    return Err(Problem::new(
-                        StatusCode::NOT_FOUND,
-                        "the publish transport ended",
-                    ));
-                }
-                Err(_) => return Err(busy()),
-            }
-        }
-    };
+    let answer = deliver_republish(&state, handle, offer, sources).await?;
     tracing::info!(room, "publish transport renegotiated");
     let mut response = (StatusCode::OK, answer).into_response();
     response.headers_mut().insert(
@@ -379,6 +333,60 @@ pub async fn republish(
         HeaderValue::from_static("application/sdp"),
     );
     Ok(response)
+}
+
+/// Hands a publish transport its new offer, wherever it is (looked up again
+/// if its shard gave it back to the directory meanwhile); the room is told
+/// what changed.
+async fn deliver_republish(
+    state: &AppState,
+    handle: SessionId,
+    offer: String,
+    sources: Vec<(Source, String)>,
+) -> Result<String, Problem> {
+    let busy =
+        || Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the server is busy").retry_after(1);
+    for _ in 0..LOOKUPS {
+        let route = state
+            .directory
+            .republish(handle, &offer, &sources, Instant::now())
+            .map_err(|e| conference_problem(e, state))?;
+        let (shard, session, allowed) = match route {
+            RepublishRoute::Done(answer) => return answer.map_err(offer_problem),
+            RepublishRoute::NoTransport => {
+                return Err(Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "no publish transport: POST …/publish first",
+                ));
+            }
+            RepublishRoute::OnShard {
+                shard,
+                session,
+                allowed,
+            } => (shard, session, allowed),
+        };
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        let command = Control::Republish {
+            id: session,
+            offer: offer.clone(),
+            sources: sources.clone(),
+            allowed,
+            reply,
+        };
+        if !state.shards.get(shard).is_some_and(|h| h.command(command)) {
+            return Err(busy());
+        }
+        match tokio::time::timeout(SHARD_TIMEOUT, wait).await {
+            Ok(Ok(RepublishReply::Applied(Ok((answer, media))))) => {
+                state.directory.republished(handle, session, media);
+                return Ok(answer);
+            }
+            Ok(Ok(RepublishReply::Applied(Err(e)))) => return Err(offer_problem(e)),
+            Ok(Ok(RepublishReply::NotHere)) => continue,
+            Ok(Err(_)) | Err(_) => return Err(busy()),
+        }
+    }
+    Err(busy())
 }
 
 /// `?microphone=MID&camera=MID&screen=MID` (and `token`, ignored here).
@@ -461,42 +469,7 @@ pub async fn answer(
         .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "sdp must be a string"))?
         .to_owned();
     super::sdp_checks::check(&sdp)?;
-    let now = Instant::now();
-    let result = match state
-        .directory
-        .answer(handle, revision, &sdp, now)
-        .map_err(|e| conference_problem(e, &state))?
-    {
-        AnswerRoute::Done(result) => result,
-        AnswerRoute::OnShard(shard, id) => {
-            let (reply, wait) = tokio::sync::oneshot::channel();
-            let sent = state.shards.get(shard).is_some_and(|h| {
-                h.command(Control::Answer {
-                    id,
-                    revision,
-                    sdp,
-                    reply,
-                })
-            });
-            if !sent {
-                return Err(
-                    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the server is busy")
-                        .retry_after(1),
-                );
-            }
-            match tokio::time::timeout(SHARD_TIMEOUT, wait).await {
-                Ok(Ok(AnswerReply::Applied(result))) => result,
-                Ok(Ok(AnswerReply::NotHere)) | Ok(Err(_)) => Err(AnswerError::Closed),
-                Err(_) => {
-                    return Err(Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the server is busy",
-                    )
-                    .retry_after(1));
-                }
-            }
-        }
-    };
+    let result = deliver_answer(&state, handle, revision, sdp).await?;
     match result {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(e @ AnswerError::Stale { .. }) => {
@@ -514,6 +487,49 @@ pub async fn answer(
         }
     }
 }
+
+/// Hands an answer to the subscribe transport, wherever it is. A transport
+/// its shard gave back to the directory meanwhile (its first STUN did not
+/// authenticate) is looked up again, a bounded number of times.
+async fn deliver_answer(
+    state: &AppState,
+    handle: SessionId,
+    revision: u32,
+    sdp: String,
+) -> Result<Result<(), AnswerError>, Problem> {
+    let busy =
+        || Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the server is busy").retry_after(1);
+    for _ in 0..LOOKUPS {
+        let route = state
+            .directory
+            .answer(handle, revision, &sdp, Instant::now())
+            .map_err(|e| conference_problem(e, state))?;
+        let (shard, id) = match route {
+            AnswerRoute::Done(result) => return Ok(result),
+            AnswerRoute::OnShard(shard, id) => (shard, id),
+        };
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        let command = Control::Answer {
+            id,
+            revision,
+            sdp: sdp.clone(),
+            reply,
+        };
+        if !state.shards.get(shard).is_some_and(|h| h.command(command)) {
+            return Err(busy());
+        }
+        match tokio::time::timeout(SHARD_TIMEOUT, wait).await {
+            Ok(Ok(AnswerReply::Applied(result))) => return Ok(result),
+            Ok(Ok(AnswerReply::NotHere)) => continue,
+            Ok(Err(_)) | Err(_) => return Err(busy()),
+        }
+    }
+    Err(busy())
+}
+
+/// How often a request looks a transport up again after its shard gave it
+/// back to the directory.
+const LOOKUPS: usize = 4;
 
 /// A JSON body up to `--max-body` (answers carry SDP).
 async fn read_limited_json(
