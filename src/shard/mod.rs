@@ -18,6 +18,7 @@ pub mod demux;
 mod engine;
 mod inspect;
 mod msg;
+mod renegotiate;
 pub mod sim;
 mod stats;
 #[cfg(test)]
