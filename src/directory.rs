@@ -81,6 +81,10 @@ struct RoomEntry {
     waiting: Vec<SessionId>,
     /// Set by the admin API: the room stays until it is closed.
     config: Option<RoomConfig>,
+    /// The publisher number of the participant that spoke last.
+    speaker: Option<u64>,
+    /// Each publishing participant's voiced-packet count at the last look.
+    voiced: Vec<(u64, u64)>,
 }
 
 /// How an admin created a room.
@@ -307,6 +311,8 @@ impl Directory {
                 members: Vec::new(),
                 waiting: Vec::new(),
                 config: None,
+                speaker: None,
+                voiced: Vec::new(),
             })
     }
 

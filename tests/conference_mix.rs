@@ -228,3 +228,62 @@ fn a_late_joiner_and_a_leaver_are_seen_by_everyone_within_a_second() {
     }
     flags.stop.store(true, Ordering::Relaxed);
 }
+
+#[test]
+fn whep_follows_the_participant_that_speaks() {
+    let server = ServerProc::start(&[]);
+    let flags = Flags::default();
+    let limit = Duration::from_secs(40);
+    let speaking = |tag, level| ClientOptions {
+        audio_level: Some(level),
+        ..options(tag)
+    };
+    // ana speaks (RFC 6464 level −20 dBov); bo publishes later, silent, so
+    // it is the main participant at first.
+    let ana = Participant::join(
+        &server.base,
+        "talk",
+        &json!({ "id": "ana" }),
+        Default::default(),
+    )
+    .expect("ana");
+    let (_ana_events, _) = ana.events().expect("stream");
+    let ana_pub = ana.publish(speaking(1, -20), "").expect("ana publishes");
+    let ana_pub = Running::from(swarm::run(ana_pub, "ana".into(), &flags, limit).expect("thread"));
+    assert!(flags.wait_connected(1, Duration::from_secs(10)));
+    let bo = Participant::join(
+        &server.base,
+        "talk",
+        &json!({ "id": "bo" }),
+        Default::default(),
+    )
+    .expect("bo");
+    let (_bo_events, _) = bo.events().expect("stream");
+    let bo_pub = bo.publish(speaking(2, -127), "").expect("bo publishes");
+    let bo_pub = Running::from(swarm::run(bo_pub, "bo".into(), &flags, limit).expect("thread"));
+    let viewer = spawn_client(
+        &server.base,
+        "talk",
+        ClientRole::Watch,
+        options(0),
+        &flags,
+        limit,
+    );
+    assert!(
+        flags.wait_connected(3, Duration::from_secs(15)),
+        "connected"
+    );
+    flags.send.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(4));
+    flags.send.store(false, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    flags.stop.store(true, Ordering::Relaxed);
+    let (viewer, _, _) = (viewer.join(), ana_pub.join(), bo_pub.join());
+    let from_ana = viewer.received_from(Kind::Audio, 1);
+    let from_bo = viewer.received_from(Kind::Audio, 2);
+    assert!(
+        from_ana >= 50,
+        "the viewer switched to the speaker: {from_ana} audio packets of ana, {from_bo} of bo"
+    );
+    assert_eq!(viewer.received(Kind::Audio).summary().corrupt, 0);
+}

@@ -80,6 +80,9 @@ pub struct ClientOptions {
     /// The key of the client's DTLS certificate: ECDSA P-256 as browsers
     /// have, or RSA-2048 as GStreamer and other OpenSSL-based clients have.
     pub dtls_key: KeyType,
+    /// The RFC 6464 audio level (−dBov, 0 loudest) written on every audio
+    /// packet, with the voice flag set from −50 up; `None`: no level.
+    pub audio_level: Option<i8>,
 }
 
 impl Default for ClientOptions {
@@ -95,6 +98,7 @@ impl Default for ClientOptions {
             via: None,
             signaling: Signaling::default(),
             dtls_key: KeyType::EcdsaP256,
+            audio_level: None,
         }
     }
 }
@@ -653,12 +657,18 @@ impl Client {
         (mid, pt, seq, ts, marker, data): (Mid, u8, u64, u32, bool, Vec<u8>),
     ) -> Result<(), ClientError> {
         let video = self.sender.video.as_ref().is_some_and(|t| t.mid == mid);
+        let mut write = RtpWrite::new(pt.into(), seq.into(), ts, now, data)
+            .marker(marker)
+            .nackable(video);
+        if let Some(level) = self.options.audio_level.filter(|_| !video) {
+            write = write.ext_vals(str0m::rtp::ExtensionValues {
+                audio_level: Some(level),
+                voice_activity: Some(level >= crate::sfu::room_limits::VOICE_LEVEL),
+                ..Default::default()
+            });
+        }
         if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
-            stream.write_rtp(
-                RtpWrite::new(pt.into(), seq.into(), ts, now, data)
-                    .marker(marker)
-                    .nackable(video),
-            );
+            stream.write_rtp(write);
         }
         self.drain()?;
         self.rtc.handle_input(Input::Timeout(now))?;

@@ -69,6 +69,7 @@ pub fn spawn_background_tasks(state: &AppState, connect_timeout: Duration) {
                 counters.add(&counters.pending_expired, expired as u64);
                 tracing::info!(expired, "pending sessions expired before their first STUN");
             }
+            directory.pick_speakers();
             let (closing, reaped) = directory.reap_participants(now, connect_timeout);
             for (shard, id) in closing {
                 if let Some(handle) = shards.get(shard) {

@@ -25,7 +25,7 @@ mod rewrite;
 mod room;
 pub mod room_limits {
     //! Limits fixed at compile time.
-    pub use super::room::MAX_SHARDS;
+    pub use super::room::{MAX_SHARDS, VOICE_LEVEL};
 }
 mod router;
 pub mod sdp;

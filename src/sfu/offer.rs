@@ -441,10 +441,7 @@ fn publisher_side(
         .collect();
     let next_index = u8::try_from(tracks.len()).unwrap_or(u8::MAX);
     Ok(Side::Publisher(PublisherSide {
-        media: Arc::new(PublishedMedia {
-            publisher: generation,
-            tracks,
-        }),
+        media: Arc::new(PublishedMedia::new(generation, tracks)),
         ssrcs: Vec::new(),
         keyframes,
         next_index,

@@ -224,12 +224,31 @@ impl PublishedTrack {
 }
 
 /// What one publisher session sends, fixed when its offer is answered.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PublishedMedia {
     /// Unique per publisher session for the life of the process (never 0);
     /// its tracks' ids derive from it.
     pub publisher: u64,
     pub tracks: Vec<Arc<PublishedTrack>>,
+    /// Audio packets that carried voice (RFC 6464 level ≥ [`VOICE_LEVEL`],
+    /// or the V flag): the directory picks a room's most recently active
+    /// participant from it. Shared by the media of one transport across
+    /// renegotiations.
+    pub voiced: Arc<AtomicU64>,
+}
+
+/// The RFC 6464 audio level (−dBov) from which a packet counts as voice.
+pub const VOICE_LEVEL: i8 = -50;
+
+impl PublishedMedia {
+    /// A publisher's media with a fresh voice counter.
+    pub fn new(publisher: u64, tracks: Vec<Arc<PublishedTrack>>) -> Self {
+        Self {
+            publisher,
+            tracks,
+            voiced: Arc::new(AtomicU64::new(0)),
+        }
+    }
 }
 
 impl PublishedMedia {
@@ -279,15 +298,15 @@ mod tests {
     fn the_main_feed_follows_its_publisher_and_only_it_clears_it() {
         let room = RoomShared::new(1, "r".into());
         let media = |publisher| {
-            Arc::new(PublishedMedia {
+            Arc::new(PublishedMedia::new(
                 publisher,
-                tracks: vec![Arc::new(PublishedTrack::new(
+                vec![Arc::new(PublishedTrack::new(
                     TrackId::new(publisher, 1),
                     Mid::from("1"),
                     Source::Camera,
                     Vec::new(),
                 ))],
-            })
+            ))
         };
         assert!(!room.is_main(0) && room.main_track(MediaKind::Video).is_none());
         room.set_main(Some(media(5)));

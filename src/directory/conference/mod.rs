@@ -281,6 +281,12 @@ impl Directory {
             .collect()))
     }
 
+    /// Makes the participant that spoke last each room's main one (what
+    /// WHEP viewers watch), unless a WHIP publisher is; called once a second.
+    pub fn pick_speakers(&self) {
+        pick_speakers(&mut self.inner.lock());
+    }
+
     /// Event stream `number` of the participant ended (its client went).
     pub fn close_stream(&self, handle: SessionId, number: u64) {
         let mut inner = self.inner.lock();

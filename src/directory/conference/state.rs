@@ -336,19 +336,71 @@ pub(in crate::directory) fn choose_main(inner: &mut Inner, room: &str) {
     let Some(entry) = inner.rooms.get(room) else {
         return;
     };
+    let publishing = || {
+        entry
+            .members
+            .iter()
+            .filter_map(|h| inner.participants.get(h)?.publish.as_ref())
+            .map(|(_, media)| media)
+    };
     let main = entry
         .publisher
         .as_ref()
         .map(|(_, m)| m.clone())
         .or_else(|| {
-            entry
-                .members
-                .iter()
-                .filter_map(|h| inner.participants.get(h)?.publish.as_ref())
-                .max_by_key(|(_, media)| media.publisher)
-                .map(|(_, media)| media.clone())
-        });
+            // The one that spoke last, while it still publishes.
+            publishing()
+                .find(|m| Some(m.publisher) == entry.speaker)
+                .cloned()
+        })
+        .or_else(|| publishing().max_by_key(|m| m.publisher).cloned());
     entry.shared.set_main(main);
+}
+
+/// Once a second: in each room without a WHIP publisher, the participant
+/// that spoke in the last interval (the most voiced packets, RFC 6464
+/// levels) becomes the main one, unless the main one spoke too.
+pub(in crate::directory) fn pick_speakers(inner: &mut Inner) {
+    let rooms: Vec<String> = inner
+        .rooms
+        .iter()
+        .filter(|(_, r)| r.publisher.is_none() && r.members.len() > 1)
+        .map(|(name, _)| name.clone())
+        .collect();
+    for room in rooms {
+        let Some(entry) = inner.rooms.get(&room) else {
+            continue;
+        };
+        let mut spoke: Vec<(u64, u64)> = Vec::new();
+        let mut seen: Vec<(u64, u64)> = Vec::new();
+        for h in &entry.members {
+            let Some((_, media)) = inner.participants.get(h).and_then(|p| p.publish.as_ref())
+            else {
+                continue;
+            };
+            let count = media.voiced.load(std::sync::atomic::Ordering::Relaxed);
+            let before = entry
+                .voiced
+                .iter()
+                .find(|(p, _)| *p == media.publisher)
+                .map_or(count, |(_, c)| *c);
+            seen.push((media.publisher, count));
+            if count > before {
+                spoke.push((media.publisher, count - before));
+            }
+        }
+        let main = entry.shared.main_media().map(|m| m.publisher);
+        let main_spoke = spoke.iter().any(|(p, _)| Some(*p) == main);
+        let loudest = spoke.iter().max_by_key(|(_, n)| *n).map(|(p, _)| *p);
+        let Some(entry) = inner.rooms.get_mut(&room) else {
+            continue;
+        };
+        entry.voiced = seen;
+        if !main_spoke && let Some(loudest) = loudest {
+            entry.speaker = Some(loudest);
+            choose_main(inner, &room);
+        }
+    }
 }
 
 /// WHIP session `session` (just inserted) joins its room as a participant
@@ -408,14 +460,14 @@ pub(super) fn republished_locked(
     }
     p.publish = Some((session, media.clone()));
     let room = p.room.clone();
-    let subset = |from: &PublishedMedia, not_in: &PublishedMedia| PublishedMedia {
-        publisher: from.publisher,
-        tracks: from
+    let subset = |from: &PublishedMedia, not_in: &PublishedMedia| {
+        let tracks = from
             .tracks
             .iter()
             .filter(|t| not_in.tracks.iter().all(|o| o.id != t.id))
             .cloned()
-            .collect(),
+            .collect();
+        PublishedMedia::new(from.publisher, tracks)
     };
     let (dropped, added) = (subset(&old, &media), subset(&media, &old));
     announce_tracks(inner, &room, handle, &dropped, "trackUnpublished");

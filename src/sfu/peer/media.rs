@@ -14,6 +14,8 @@ use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use tracing::warn;
 
+use crate::sfu::room::VOICE_LEVEL;
+
 use super::{
     CloseReason, Feed, Forwarded, GAP_KEYFRAME_INTERVAL, NO_PT, Outputs, Peer, PeerEvent,
     PublishedTrack, REMB_INTERVAL, RTP_HEADER_BYTES, Side, TrackOut,
@@ -196,6 +198,12 @@ impl Peer {
         self.room.bytes_in.fetch_add(bytes, Ordering::Relaxed);
         track.bytes_in.fetch_add(bytes, Ordering::Relaxed);
         let ext = &packet.header.ext_vals;
+        if kind == MediaKind::Audio
+            && (ext.voice_activity == Some(true)
+                || ext.audio_level.is_some_and(|level| level >= VOICE_LEVEL))
+        {
+            publisher.media.voiced.fetch_add(1, Ordering::Relaxed);
+        }
         out.events.push(PeerEvent::Media(Arc::new(Forwarded {
             room_id: self.room.id,
             track: track.clone(),

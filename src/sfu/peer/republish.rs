@@ -118,6 +118,7 @@ impl Peer {
         side.media = Arc::new(PublishedMedia {
             publisher: old.publisher,
             tracks,
+            voiced: old.voiced.clone(),
         });
         if let Some(hold) = &mut self.start_hold {
             hold.also_skip(added_rtx);
