@@ -5,18 +5,16 @@
 //! `subscribe` reply, the later ones from `offer` events) as they come.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use str0m::change::SdpOffer;
-use str0m::{Candidate, Rtc};
 
 use super::payload::Kind;
 use super::report::TrackCounter;
 use super::signaling::{self, Signaling, request};
-use super::{Client, ClientError, ClientOptions, ClientRole, StartHold};
+use super::{Client, ClientError, ClientOptions, ClientRole, StartHold, client_rtc};
 
 /// One event of a participant's stream.
 #[derive(Debug, Clone)]
@@ -220,22 +218,8 @@ impl Client {
         options: ClientOptions,
         offers: Receiver<(u32, String)>,
     ) -> Result<Self, ClientError> {
-        let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0))?;
-        let local = socket.local_addr()?;
         let now = Instant::now();
-        let cert = crate::dtls::certificate(options.dtls_key)
-            .map_err(|e| ClientError::Dtls(e.to_string()))?;
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_vp8(true)
-            .enable_opus(true, false)
-            .set_crypto_provider(crate::dtls::crypto_provider())
-            .set_dtls_cert(cert)
-            .build(now);
-        let candidate =
-            Candidate::host(local, "udp").map_err(|e| ClientError::Sdp(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
+        let (socket, local, rtc) = client_rtc(&options, now)?;
         let url = format!("{}/subscribe", participant.url);
         let reply = request(
             &participant.agent,

@@ -213,22 +213,8 @@ impl Client {
         role: ClientRole,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
-        let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0))?;
-        let local = socket.local_addr()?;
         let now = Instant::now();
-        let cert = crate::dtls::certificate(options.dtls_key)
-            .map_err(|e| ClientError::Dtls(e.to_string()))?;
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_vp8(true)
-            .enable_opus(true, false)
-            .set_crypto_provider(crate::dtls::crypto_provider())
-            .set_dtls_cert(cert)
-            .build(now);
-        let candidate =
-            Candidate::host(local, "udp").map_err(|e| ClientError::Sdp(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
+        let (socket, local, mut rtc) = client_rtc(&options, now)?;
         let direction = match role {
             ClientRole::Publish => Direction::SendOnly,
             ClientRole::Watch => Direction::RecvOnly,
@@ -675,6 +661,30 @@ impl Client {
         self.drain()?;
         Ok(())
     }
+}
+
+/// The client's socket (bound on `options.bind`, any port), its address,
+/// and an `Rtc` in RTP mode with VP8 and Opus, our DTLS, and that address
+/// as its one host candidate: what every session of the client starts from.
+pub(super) fn client_rtc(
+    options: &ClientOptions,
+    now: Instant,
+) -> Result<(UdpSocket, SocketAddr, Rtc), ClientError> {
+    let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0))?;
+    let local = socket.local_addr()?;
+    let cert =
+        crate::dtls::certificate(options.dtls_key).map_err(|e| ClientError::Dtls(e.to_string()))?;
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_vp8(true)
+        .enable_opus(true, false)
+        .set_crypto_provider(crate::dtls::crypto_provider())
+        .set_dtls_cert(cert)
+        .build(now);
+    let candidate = Candidate::host(local, "udp").map_err(|e| ClientError::Sdp(e.to_string()))?;
+    rtc.add_local_candidate(candidate);
+    Ok((socket, local, rtc))
 }
 
 /// Our synthetic VP8: descriptor is 4 bytes; a frame's first packet has S set;
