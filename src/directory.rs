@@ -27,7 +27,7 @@ pub use conference::{
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -138,6 +138,10 @@ pub enum InsertError {
     TooManyFromIp(usize),
     #[error("room {0:?} already has {1} viewers, its limit")]
     RoomFull(String, usize),
+    #[error(
+        "the server is draining (shutting down or taken out of service): it takes no new sessions"
+    )]
+    Draining,
 }
 
 /// The directory's limits; 0 means no limit for each.
@@ -221,6 +225,9 @@ pub struct Directory {
     limits: Limits,
     /// Woken when a participant turns dirty (see `conference`).
     resync: Arc<tokio::sync::Notify>,
+    /// New sessions and participants are refused ([`InsertError::Draining`]);
+    /// existing ones go on.
+    draining: AtomicBool,
 }
 
 impl Directory {
@@ -255,8 +262,26 @@ impl Directory {
     /// (a hint checked before the body is read: [`Directory::insert_from`]
     /// decides under the lock). Room size is checked only at insert.
     pub fn precheck(&self, client: Option<IpAddr>) -> Result<(), InsertError> {
+        self.check_draining()?;
         let inner = self.inner.lock();
         self.check_totals(&inner, client)
+    }
+
+    /// Starts (or ends) refusing new sessions and participants: a drain.
+    pub fn set_draining(&self, draining: bool) {
+        self.draining.store(draining, Ordering::Relaxed);
+    }
+
+    /// Whether new sessions are refused ([`Directory::set_draining`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    fn check_draining(&self) -> Result<(), InsertError> {
+        match self.is_draining() {
+            true => Err(InsertError::Draining),
+            false => Ok(()),
+        }
     }
 
     fn check_totals(&self, inner: &Inner, client: Option<IpAddr>) -> Result<(), InsertError> {
@@ -352,6 +377,7 @@ impl Directory {
         now: Instant,
         client: Option<IpAddr>,
     ) -> Result<SessionId, InsertError> {
+        self.check_draining()?;
         let mut inner = self.inner.lock();
         self.check_totals(&inner, client)?;
         let room_size = self.limits.room_size;

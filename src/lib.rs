@@ -14,6 +14,7 @@ pub mod net;
 pub mod server;
 pub mod sfu;
 pub mod shard;
+pub mod signals;
 pub mod wire;
 
 pub use sfu::room_limits::MAX_SHARDS;

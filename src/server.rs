@@ -2,18 +2,21 @@
 //! datapath and one shard thread per socket, start the signaling runtime with
 //! the HTTP endpoint, and on shutdown close every session and join it all.
 //! `main` is a thin wrapper; tests and tools start servers the same way.
+//! A running server reloads its certificate and policy ([`Server::reload`]),
+//! drains ([`Server::start_drain`]), and summarizes its counters.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::directory::{Directory, Limits};
-use crate::http::{self, AppState, Policy, SignalingCounters, StatsSampler};
+use crate::http::{self, AppState, Lifecycle, Policy, SignalingCounters, StatsSampler, TlsReload};
 use crate::net::{self, bind_reuseport};
 use crate::sfu::{IdRng, PeerSetup};
 use crate::shard::{self, Control, Shard, ShardHandle};
@@ -44,11 +47,27 @@ pub enum StartError {
     Thread(std::io::Error),
 }
 
+/// Why a reload was refused (the server goes on as it was).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("HTTPS: {0}")]
+    Tls(#[from] http::TlsError),
+    #[error("{0}")]
+    Policy(String),
+    #[error("turning HTTPS on or off needs a restart")]
+    TlsToggle,
+}
+
 /// A running server.
 pub struct Server {
     http_addr: SocketAddr,
     https: bool,
     udp_addr: SocketAddr,
+    directory: Arc<Directory>,
+    policy: Arc<ArcSwap<Policy>>,
+    tls: Option<TlsReload>,
+    lifecycle: Arc<Lifecycle>,
+    counters: Arc<SignalingCounters>,
     io_names: Arc<[&'static str]>,
     shards: Arc<[ShardHandle]>,
     shard_threads: Vec<JoinHandle<std::io::Result<()>>>,
@@ -76,7 +95,9 @@ impl Server {
             sockets.push(socket);
         }
         let candidates = candidates(udp_addr, &config.public_ip)?;
-        let policy = Arc::new(Policy::from_config(config).map_err(StartError::Config)?);
+        let policy = Policy::from_config(config).map_err(StartError::Config)?;
+        let policy = Arc::new(ArcSwap::from_pointee(policy));
+        let codecs = config.codecs().map_err(StartError::Config)?;
 
         let mut datapaths = Vec::with_capacity(shard_count);
         for socket in sockets {
@@ -161,17 +182,28 @@ impl Server {
                 // Session ids and ICE credentials leave the process: the
                 // OS CSPRNG, never a seeded source.
                 rng: IdRng::os(),
+                codecs,
             },
             max_body: config.max_body,
             body_timeout: config.body_timeout,
             io_names: io_names.clone(),
             sampler: Arc::new(StatsSampler::default()),
             started: Instant::now(),
-            policy,
+            policy: policy.clone(),
             counters: Arc::new(SignalingCounters::default()),
+            lifecycle: Arc::new(Lifecycle::default()),
+            trusted_proxies: config.trust_proxy.clone().into(),
+            metrics_per_room: config.metrics_per_room,
         };
+        let (directory, lifecycle, counters) = (
+            state.directory.clone(),
+            state.lifecycle.clone(),
+            state.counters.clone(),
+        );
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(http::tls_acceptor(cert, key)?),
+            (Some(cert), Some(key)) => Some(Arc::new(ArcSwap::from_pointee(http::tls_acceptor(
+                cert, key,
+            )?))),
             (None, None) => None,
             _ => {
                 return Err(StartError::Config(
@@ -180,6 +212,7 @@ impl Server {
             }
         };
         let https = tls.is_some();
+        let reload_tls = tls.clone();
         let connect_timeout = config.connect_timeout;
         let limits = http::ConnectionLimits {
             header_timeout: config.header_timeout,
@@ -195,6 +228,11 @@ impl Server {
             http_addr,
             https,
             udp_addr,
+            directory,
+            policy,
+            tls: reload_tls,
+            lifecycle,
+            counters,
             io_names,
             shards,
             shard_threads: std::mem::take(&mut started.threads),
@@ -222,6 +260,71 @@ impl Server {
     /// The datapath each shard runs ("uring" or "mmsg").
     pub fn io_names(&self) -> &[&'static str] {
         &self.io_names
+    }
+
+    /// Reads the TLS certificate and key again and swaps the request
+    /// policy (tokens, admin token, ICE servers, rate limit) for `config`'s.
+    /// Sessions and connections go on; a TLS handshake under way finishes
+    /// with the old certificate. On error nothing changes.
+    pub fn reload(&self, config: &Config) -> Result<(), ReloadError> {
+        let tls = match (&self.tls, &config.tls_cert, &config.tls_key) {
+            (Some(_), Some(cert), Some(key)) => Some(http::tls_acceptor(cert, key)?),
+            (None, None, None) => None,
+            _ => return Err(ReloadError::TlsToggle),
+        };
+        let policy = Policy::from_config(config).map_err(ReloadError::Policy)?;
+        if let (Some(current), Some(tls)) = (&self.tls, tls) {
+            current.store(Arc::new(tls));
+        }
+        self.policy.store(Arc::new(policy));
+        Ok(())
+    }
+
+    /// Refuses new sessions (503) from now on; existing ones go on.
+    pub fn start_drain(&self) {
+        self.lifecycle.start_drain(&self.directory);
+    }
+
+    /// Returns once a drain is asked for over the admin API (or was).
+    pub async fn drain_requested(&self) {
+        self.lifecycle.drain_requested().await;
+    }
+
+    /// Sessions open now (pending or connected).
+    pub fn session_count(&self) -> usize {
+        self.directory.session_count()
+    }
+
+    /// One line of the server's state for the log (SIGUSR1): sessions,
+    /// rooms, and per shard packets in and out and drops.
+    pub fn summary(&self) -> String {
+        let rooms = self.directory.rooms();
+        let participants: usize = rooms.iter().map(|r| r.participants).sum();
+        let viewers: usize = rooms.iter().map(|r| r.viewers).sum();
+        let mut line = format!(
+            "sessions={} pending={} rooms={} participants={participants} viewers={viewers} draining={}",
+            self.directory.session_count(),
+            self.directory.pending_count(),
+            rooms.len(),
+            self.directory.is_draining(),
+        );
+        for (i, shard) in self.shards.iter().enumerate() {
+            let s = shard.stats.snapshot();
+            let dropped: u64 = (s.fields().iter())
+                .filter(|(name, _, _)| name.starts_with("drop_"))
+                .map(|(_, _, v)| v)
+                .sum();
+            line.push_str(&format!(
+                " | shard{i}: peers={} rtp_in={} forwarded={} dropped={dropped}",
+                s.peers, s.rtp_in, s.forwarded
+            ));
+        }
+        let refused = self
+            .counters
+            .auth_refused
+            .load(std::sync::atomic::Ordering::Relaxed);
+        line.push_str(&format!(" | auth_refused={refused}"));
+        line
     }
 
     /// Stops accepting, closes every session, joins every thread; gives up
@@ -314,7 +417,7 @@ fn candidates(udp_addr: SocketAddr, public_ips: &[IpAddr]) -> Result<Vec<SocketA
 fn run_http(
     listener: std::net::TcpListener,
     state: AppState,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<TlsReload>,
     limits: http::ConnectionLimits,
     connect_timeout: Duration,
     stopped: oneshot::Receiver<()>,

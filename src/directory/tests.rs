@@ -27,6 +27,7 @@ fn peer(directory: &Directory, role: Role, room: &str) -> Peer {
         crypto: crate::dtls::crypto_provider(),
         // A fresh setup per peer: a seeded source would repeat its ids.
         rng: IdRng::os(),
+        codecs: crate::sfu::CodecList::default(),
     };
     let (direction, publisher) = match role {
         Role::Publisher => (Direction::SendOnly, None),

@@ -4,10 +4,10 @@
 //! GET, HEAD, OPTIONS and the demo pages are not limited. The session limit
 //! (`--max-sessions`, 503) lives in the directory.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -64,11 +64,12 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
         *request.method(),
         Method::POST | Method::PATCH | Method::DELETE
     );
-    if let (true, Some(limit)) = (limited, &state.policy.rate_limit) {
+    let policy = state.policy.load();
+    if let (true, Some(limit)) = (limited, &policy.rate_limit) {
         let ip = request
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+            .get::<super::proxy::ClientAddr>()
+            .map(|c| c.0);
         if let Some(ip) = ip
             && let Err(wait) = limit.check(ip)
         {

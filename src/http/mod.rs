@@ -4,12 +4,15 @@
 //! the signaling thread's tokio runtime; talks to shards only through the
 //! directory and their command queues.
 
+pub mod admin;
 mod auth;
 mod demo;
 mod ice_servers;
 mod limits;
+mod metrics;
 mod patch;
 mod problem;
+pub mod proxy;
 mod rooms;
 mod sdp_checks;
 mod serve;
@@ -30,13 +33,14 @@ use axum::routing::{delete, get, post};
 use serde::Serialize;
 use tower_http::cors::{Any, CorsLayer};
 
+pub use admin::Lifecycle;
 pub use auth::{Access, Auth, Grant};
 pub use ice_servers::{IceServers, turn_rest_credential};
 pub use limits::RateLimit;
 pub use problem::Problem;
 pub use serve::{ConnectionLimits, serve};
 pub use stats::{StatsSampler, spawn_background_tasks};
-pub use tls::{TlsError, acceptor as tls_acceptor};
+pub use tls::{TlsError, TlsReload, acceptor as tls_acceptor};
 
 use crate::config::Config;
 use crate::directory::Directory;
@@ -151,6 +155,8 @@ pub struct SignalingCounters {
     /// DELETEs answered 200 for a session that had already ended by itself
     /// (a tombstone's; no live session was deleted).
     pub deleted_after_end: AtomicU64,
+    /// New sessions and joins refused with 503 while draining.
+    pub draining_refused: AtomicU64,
 }
 
 impl SignalingCounters {
@@ -175,8 +181,15 @@ pub struct AppState {
     pub io_names: Arc<[&'static str]>,
     pub sampler: Arc<StatsSampler>,
     pub started: std::time::Instant,
-    pub policy: Arc<Policy>,
+    /// Swapped whole by a reload (SIGHUP): a request sees one policy.
+    pub policy: Arc<arc_swap::ArcSwap<Policy>>,
     pub counters: Arc<SignalingCounters>,
+    /// Drains asked for over the admin API reach `main` through it.
+    pub lifecycle: Arc<Lifecycle>,
+    /// `--trust-proxy`: peers whose forwarding headers name the client.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// `--metrics-per-room`.
+    pub metrics_per_room: bool,
 }
 
 impl AppState {
@@ -190,6 +203,7 @@ impl AppState {
     ) -> Result<(), Problem> {
         let result = self
             .policy
+            .load()
             .authenticate(headers, query)
             .and_then(|grant| grant.permit(room, access));
         if result.is_err() {
@@ -239,6 +253,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/session/{id}", delete(session::delete).patch(patch::patch))
         .route("/v1/stats", get(stats::stats))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::readyz))
+        .route("/v1/admin/drain", post(admin::drain))
+        .route("/v1/admin/reset", post(admin::reset_all))
         .route(
             "/v1/rooms",
             post(rooms::admin::create).get(rooms::admin::list),
@@ -290,6 +309,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             limits::rate_limit,
         ))
+        // Outside the rate limit, which counts by the client it names.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            proxy::client_addr,
+        ))
         .layer(cors)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -310,23 +334,21 @@ async fn options_headers(State(state): State<AppState>, request: Request, next: 
         .headers()
         .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let mut links = Vec::new();
+    let policy = state.policy.load();
     if is_options
         && !preflight
-        && !state.policy.ice_servers.is_empty()
+        && !policy.ice_servers.is_empty()
         && let Some((room, access)) = endpoint_of(request.uri().path())
     {
-        let allowed = state
-            .policy
+        let allowed = policy
             .authenticate(request.headers(), request.uri().query())
             .and_then(|grant| grant.permit(room, access))
             .is_ok();
         if allowed {
-            links = state
-                .policy
-                .ice_servers
-                .links(room, std::time::SystemTime::now());
+            links = policy.ice_servers.links(room, std::time::SystemTime::now());
         }
     }
+    drop(policy);
     let mut response = next.run(request).await;
     if is_options {
         if response.status() == StatusCode::OK {

@@ -44,7 +44,7 @@ pub struct ConnectionLimits {
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    tls: Option<TlsAcceptor>,
+    tls: Option<super::TlsReload>,
     limits: ConnectionLimits,
     counters: Arc<SignalingCounters>,
     shutdown: impl Future<Output = ()>,
@@ -78,7 +78,9 @@ pub async fn serve(
             closed: closed.clone(),
             counters: counters.clone(),
         };
-        let tls = tls.clone();
+        // The certificate in force now: a reload (SIGHUP) swaps it for
+        // the connections that come after, not for a handshake under way.
+        let tls: Option<Arc<TlsAcceptor>> = tls.as_ref().map(|t| t.load_full());
         tokio::spawn(async move {
             let _permit = permit;
             let Some(acceptor) = tls else {

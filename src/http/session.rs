@@ -6,18 +6,19 @@
 //! that ended by itself moments ago (within `--connect-timeout`) answers
 //! 200 from its tombstone, once.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Extension;
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::auth::Access;
 use super::problem::Problem;
+use super::proxy::ClientAddr;
 use crate::directory::{Deletion, InsertError, Place, SessionInfo};
 use crate::sfu::{OfferError, Role, SessionId, accept_offer, accept_watch_tracks};
 use crate::shard::Control;
@@ -32,30 +33,34 @@ const FULL_RETRY_SECONDS: u32 = 10;
 /// pending sessions (they clear within `--connect-timeout`).
 const PENDING_RETRY_SECONDS: u32 = 5;
 
+/// Seconds a client is told to wait before retrying a 503 from a draining
+/// server (a load balancer should send it elsewhere meanwhile).
+const DRAINING_RETRY_SECONDS: u32 = 30;
+
 /// The longest room name accepted.
 const MAX_ROOM_NAME: usize = 64;
 
 pub async fn publish(
     state: State<AppState>,
-    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientAddr>>,
     room: Path<String>,
     query: RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let client = client.map(|c| c.0.0.ip());
+    let client = client.map(|c| c.0.0);
     create(state, client, room, query, headers, body, Role::Publisher).await
 }
 
 pub async fn watch(
     state: State<AppState>,
-    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<ClientAddr>>,
     room: Path<String>,
     query: RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let client = client.map(|c| c.0.0.ip());
+    let client = client.map(|c| c.0.0);
     create(state, client, room, query, headers, body, Role::Viewer).await
 }
 
@@ -198,7 +203,12 @@ async fn create_session(
     if let Ok(etag) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, etag);
     }
-    for link in state.policy.ice_servers.links(room, SystemTime::now()) {
+    for link in state
+        .policy
+        .load()
+        .ice_servers
+        .links(room, SystemTime::now())
+    {
         headers.append(header::LINK, link);
     }
     Ok(response)
@@ -241,6 +251,11 @@ pub(super) fn refused(state: &AppState, e: InsertError) -> Problem {
             c.count(&c.room_full);
             Problem::new(StatusCode::FORBIDDEN, e.to_string())
         }
+        InsertError::Draining => {
+            c.count(&c.draining_refused);
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                .retry_after(DRAINING_RETRY_SECONDS)
+        }
     }
 }
 
@@ -267,9 +282,13 @@ fn authorized(
     headers: &HeaderMap,
     lookup: impl FnOnce(SessionId) -> Option<SessionInfo>,
 ) -> Result<SessionId, Problem> {
-    let grant = state.policy.authenticate(headers, query).inspect_err(|_| {
-        state.counters.count(&state.counters.auth_refused);
-    })?;
+    let grant = state
+        .policy
+        .load()
+        .authenticate(headers, query)
+        .inspect_err(|_| {
+            state.counters.count(&state.counters.auth_refused);
+        })?;
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "no such session");
     let id = SessionId::parse(id).ok_or_else(not_found)?;
     let info = lookup(id).ok_or_else(not_found)?;

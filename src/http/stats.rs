@@ -44,7 +44,7 @@ impl StatsSampler {
         *rooms = next;
     }
 
-    fn bitrates(&self, room: &str) -> (u64, u64) {
+    pub(super) fn bitrates(&self, room: &str) -> (u64, u64) {
         self.rooms.lock().get(room).map_or((0, 0), |r| (r.2, r.3))
     }
 }

@@ -11,6 +11,11 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
+/// The acceptor in force, swapped whole when SIGHUP reloads the
+/// certificate and key; each connection takes the one current when it
+/// arrives.
+pub type TlsReload = Arc<arc_swap::ArcSwap<TlsAcceptor>>;
+
 /// Why HTTPS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

@@ -9,6 +9,7 @@
 //! caller's [`IdRng`] in [`PeerSetup`].
 
 mod bitrate;
+mod codecs;
 #[cfg(test)]
 mod conference_tests;
 mod egress;
@@ -38,6 +39,7 @@ mod tests;
 mod trickle;
 
 pub use bitrate::BitrateLimit;
+pub use codecs::{CodecList, CodecListError};
 pub use ids::{Feed, IdRng, Role, SessionId, Source, TrackId, UFRAG_LEN};
 pub use keyframe::KeyframeThrottle;
 pub use offer::{

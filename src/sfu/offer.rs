@@ -22,7 +22,7 @@ use super::peer::{
 use super::room::{PublishedMedia, PublishedTrack, RoomShared};
 use super::router::FeedSource;
 use super::sdp::{self, SectionDirection, SectionKind};
-use super::{IdRng, Peer, Role, Source, TrackId};
+use super::{CodecList, IdRng, Peer, Role, Source, TrackId};
 
 /// What every new peer is built with.
 #[derive(Debug, Clone)]
@@ -50,6 +50,8 @@ pub struct PeerSetup {
     /// tiebreakers come from: [`IdRng::os`] in the server; a seeded one in
     /// `sim` so that a test replays a run. Every peer keeps a clone.
     pub rng: IdRng,
+    /// The codecs sessions may negotiate (`--audio-codecs`, `--video-codecs`).
+    pub codecs: CodecList,
 }
 
 /// Why an offer was refused; the HTTP layer maps these to 400 and 422.
@@ -265,7 +267,9 @@ pub(super) fn new_rtc(setup: &PeerSetup, now: Instant) -> Result<(Rtc, IceCreds)
         ufrag: setup.rng.token(super::UFRAG_LEN),
         pass: setup.rng.token(32),
     };
-    let mut config = Rtc::builder()
+    let mut config = setup
+        .codecs
+        .apply(Rtc::builder())
         .set_rtp_mode(true)
         .set_ice_lite(true)
         .set_local_ice_credentials(local_ice.clone())
@@ -429,10 +433,10 @@ fn publisher_side(
         )));
     }
     if tracks.is_empty() {
-        return Err(OfferError::Unacceptable(
-            "no codec in common: this server forwards Opus, PCMU/PCMA, VP8, VP9, H264 and AV1"
-                .into(),
-        ));
+        return Err(OfferError::Unacceptable(format!(
+            "no codec in common: this server forwards {}",
+            setup.codecs.describe()
+        )));
     }
     let keyframes = tracks
         .iter()

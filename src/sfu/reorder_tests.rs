@@ -276,7 +276,7 @@ impl Run {
                             .request_keyframe(now, track, kind, &mut world.out);
                     }
                 }
-                PeerEvent::Connected => {}
+                PeerEvent::Connected { .. } | PeerEvent::FirstMedia { .. } => {}
             }
         }
         for t in std::mem::take(&mut world.out.transmits) {

@@ -73,6 +73,7 @@ pub fn setup_seeded(seed: u64) -> PeerSetup {
         dtls_cert: Some(shared_cert()),
         crypto: crate::dtls::crypto_provider(),
         rng: IdRng::insecure_seeded(seed),
+        codecs: super::CodecList::default(),
     }
 }
 
@@ -261,7 +262,7 @@ impl World {
                                 .request_keyframe(now, track, kind, &mut self.out);
                         }
                     }
-                    PeerEvent::Connected => {}
+                    PeerEvent::Connected { .. } | PeerEvent::FirstMedia { .. } => {}
                 }
             }
             // Server → clients.

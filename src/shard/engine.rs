@@ -498,7 +498,8 @@ impl Core {
                 self.fan_out(now, packet);
             }
             PeerEvent::WantKeyframe { feed, kind } => self.want_keyframe(now, feed, kind),
-            PeerEvent::Connected => {}
+            PeerEvent::Connected { after } => self.stats.setup.observe(after),
+            PeerEvent::FirstMedia { after } => self.stats.first_media.observe(after),
         }
     }
 

@@ -35,7 +35,7 @@ pub use msg::{
     AnswerReply, Control, PatchReply, RepublishReply, ShardControl, ShardHandle, ShardInbox,
     ShardMedia, channel,
 };
-pub use stats::{ShardSnapshot, ShardStats};
+pub use stats::{ShardSnapshot, ShardStats, TIMING_BOUNDS, Timing, TimingSnapshot};
 
 use crate::directory::Directory;
 use crate::net::{Datapath, RecvMeta};
@@ -67,6 +67,8 @@ impl Shard {
     /// Runs until [`Control::Shutdown`]; returns the datapath error that
     /// stopped it, if one did.
     pub fn run(mut self) -> std::io::Result<()> {
+        let stats = self.state.core.stats.clone();
+        let _running = stats::RunningGuard::new(&stats.running);
         info!(
             shard = self.state.core.index,
             io = self.datapath.name(),

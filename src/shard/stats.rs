@@ -1,7 +1,10 @@
 //! Per-shard counters: written by the shard with relaxed atomics, read by
-//! `/v1/stats`. Every reason a datagram or packet is thrown away has a counter.
+//! `/v1/stats` and `/metrics`. Every reason a datagram or packet is thrown
+//! away has a counter. Also the shard's two latency histograms (session
+//! setup, first media packet), lock-free, and whether its thread runs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -9,17 +12,31 @@ use crate::net::NetStats;
 use crate::sfu::Outputs;
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// Counters of one shard.
         #[derive(Debug, Default)]
         pub struct ShardStats {
-            $($(#[$doc])* pub $name: AtomicU64,)*
+            $($(#[doc = $doc])* pub $name: AtomicU64,)*
+            /// From a session's offer to ICE and DTLS connected.
+            pub setup: Timing,
+            /// From a session's offer to its first media packet (a
+            /// publisher's first received, a subscriber's first sent).
+            pub first_media: Timing,
+            /// The shard's thread is in its loop.
+            pub running: AtomicBool,
         }
 
         /// A point-in-time copy of [`ShardStats`].
         #[derive(Debug, Clone, Default, Serialize)]
         pub struct ShardSnapshot {
-            $($(#[$doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl ShardSnapshot {
+            /// Every counter's name, its doc and its value, in declaration order.
+            pub fn fields(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$((stringify!($name), concat!($($doc),*), self.$name),)*]
+            }
         }
 
         impl ShardStats {
@@ -119,5 +136,110 @@ impl ShardStats {
         if n > 0 {
             counter.fetch_add(n, Ordering::Relaxed);
         }
+    }
+}
+
+/// Upper bounds (seconds) of [`Timing`]'s buckets: session setup and first
+/// media take from tens of milliseconds (loopback) to seconds (TURN, loss).
+pub const TIMING_BOUNDS: [f64; 10] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// A latency histogram with fixed buckets ([`TIMING_BOUNDS`]), observed by
+/// one shard with relaxed atomics (once per session, never per packet).
+#[derive(Debug, Default)]
+pub struct Timing {
+    /// Observations per bucket (not cumulative); above the last bound only
+    /// in `count`.
+    buckets: [AtomicU64; TIMING_BOUNDS.len()],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+/// A copy of a [`Timing`]: per-bucket counts, sum (seconds) and count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TimingSnapshot {
+    pub buckets: Vec<(f64, u64)>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Timing {
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(i) = TIMING_BOUNDS.iter().position(|b| seconds <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> TimingSnapshot {
+        TimingSnapshot {
+            buckets: TIMING_BOUNDS
+                .iter()
+                .zip(&self.buckets)
+                .map(|(b, n)| (*b, n.load(Ordering::Relaxed)))
+                .collect(),
+            sum: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            count: self.count.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl TimingSnapshot {
+    /// Adds `other`'s observations (same bounds).
+    pub fn merge(&mut self, other: &TimingSnapshot) {
+        if self.buckets.is_empty() {
+            self.buckets = other.buckets.iter().map(|(b, _)| (*b, 0)).collect();
+        }
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            mine.1 += theirs.1;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+}
+
+/// Marks a shard's thread running for as long as it lives (a return, an
+/// error or a panic clears it): what `/readyz` reads.
+pub struct RunningGuard<'a>(&'a AtomicBool);
+
+impl<'a> RunningGuard<'a> {
+    pub fn new(running: &'a AtomicBool) -> Self {
+        running.store(true, Ordering::Relaxed);
+        Self(running)
+    }
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_fall_into_their_buckets() {
+        let t = Timing::default();
+        t.observe(Duration::from_millis(20));
+        t.observe(Duration::from_millis(300));
+        t.observe(Duration::from_secs(60));
+        let s = t.snapshot();
+        assert_eq!(s.count, 3);
+        assert!((s.sum - 60.32).abs() < 1e-9, "{}", s.sum);
+        assert_eq!(s.buckets[0], (0.025, 1));
+        assert_eq!(s.buckets[4], (0.5, 1));
+        assert_eq!(
+            s.buckets.iter().map(|b| b.1).sum::<u64>(),
+            2,
+            "60 s is only in count"
+        );
+        let mut total = TimingSnapshot::default();
+        total.merge(&s);
+        total.merge(&s);
+        assert_eq!((total.count, total.buckets[0].1), (6, 2));
     }
 }

@@ -131,6 +131,21 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// Closes every room as [`Directory::close_room`] does (participants
+    /// leave, sessions end, admin room settings go): what is left to close
+    /// on the shards. The directory keeps serving.
+    pub fn reset(&self) -> Vec<(usize, SessionId)> {
+        let names: Vec<String> = self.inner.lock().rooms.keys().cloned().collect();
+        let mut closing = Vec::new();
+        for name in names {
+            // A room that went meanwhile has nothing left to close.
+            closing.extend(self.close_room(&name).unwrap_or_default());
+        }
+        closing
+    }
+}
+
 fn room_summary(name: &str, r: &RoomEntry) -> Value {
     json!({
         "name": name,

@@ -135,6 +135,7 @@ impl Directory {
         grants: Grants,
         now: Instant,
     ) -> Result<(Joined, Vec<(usize, SessionId)>), ConferenceError> {
+        self.check_draining()?;
         let mut inner = self.inner.lock();
         let room_size = self.limits.room_size;
         self.room_entry(&mut inner, room);

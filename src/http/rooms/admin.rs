@@ -17,9 +17,15 @@ use crate::directory::RoomConfig;
 use crate::http::problem::Problem;
 use crate::http::session::check_room_name;
 
-fn admin(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> Result<(), Problem> {
+/// Checks the request may use the admin API: 401 or 403 (counted).
+pub(in crate::http) fn admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(), Problem> {
     state
         .policy
+        .load()
         .authorize_admin(headers, query)
         .inspect_err(|_| state.counters.count(&state.counters.auth_refused))
 }

@@ -9,18 +9,19 @@
 //! Everything but the SSE stream itself answers at once; the directory
 //! (`directory::conference`) holds the state, shards the transports.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::problem::Problem;
+use super::proxy::ClientAddr;
 use super::session::{check_room_name, read_limited, read_sdp, refused};
 use crate::directory::{Admission, AnswerRoute, ConferenceError, RepublishRoute, Resync};
 use crate::sfu::{AnswerError, OfferError, SessionId, Source, accept_publish, new_subscriber};
@@ -40,10 +41,10 @@ const SHARD_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest participant id accepted.
 const MAX_ID: usize = 64;
 
-type Client = Option<Extension<ConnectInfo<SocketAddr>>>;
+type Client = Option<Extension<ClientAddr>>;
 
 fn ip(client: Client) -> Option<IpAddr> {
-    client.map(|c| c.0.0.ip())
+    client.map(|c| c.0.0)
 }
 
 fn conference_problem(e: ConferenceError, state: &AppState) -> Problem {
@@ -98,6 +99,7 @@ fn any_participant(
 ) -> Result<(SessionId, String, String, Admission), Problem> {
     let grant = state
         .policy
+        .load()
         .authenticate(headers, query)
         .inspect_err(|_| state.counters.count(&state.counters.auth_refused))?;
     let not_found = || Problem::new(StatusCode::NOT_FOUND, "no such participant");
@@ -131,7 +133,7 @@ async fn read_json(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     })
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response {
+pub(super) fn json_response(status: StatusCode, value: &Value) -> Response {
     let mut response = (status, value.to_string()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -161,6 +163,7 @@ pub async fn join(
     check_room_name(&room)?;
     let grant = state
         .policy
+        .load()
         .authenticate(&headers, query.as_deref())
         .and_then(|g| g.permit_room(&room).map(|()| g))
         .inspect_err(|_| state.counters.count(&state.counters.auth_refused))?;

@@ -18,7 +18,7 @@ use crate::sfu::room::VOICE_LEVEL;
 
 use super::{
     CloseReason, Feed, Forwarded, GAP_KEYFRAME_INTERVAL, NO_PT, Outputs, Peer, PeerEvent,
-    PublishedTrack, REMB_INTERVAL, RTP_HEADER_BYTES, Side, TrackOut,
+    PublishedTrack, REMB_INTERVAL, RTP_HEADER_BYTES, Side, TrackOut, note_media,
 };
 
 impl Peer {
@@ -117,6 +117,7 @@ impl Peer {
             });
         }
         out.forwarded += 1;
+        note_media(&mut self.media_seen, self.created, packet.received, out);
         let written = catch_unwind(AssertUnwindSafe(|| {
             if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
                 stream.write_rtp(write);
@@ -204,6 +205,7 @@ impl Peer {
         {
             publisher.media.voiced.fetch_add(1, Ordering::Relaxed);
         }
+        note_media(&mut self.media_seen, self.created, packet.timestamp, out);
         out.events.push(PeerEvent::Media(Arc::new(Forwarded {
             room_id: self.room.id,
             track: track.clone(),

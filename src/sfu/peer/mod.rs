@@ -93,8 +93,12 @@ pub enum PeerEvent {
         feed: Feed,
         kind: KeyframeRequestKind,
     },
-    /// ICE and DTLS completed.
-    Connected,
+    /// ICE and DTLS completed, `after` the session was created (its offer
+    /// answered).
+    Connected { after: Duration },
+    /// The session's first media packet: a publisher's first received, a
+    /// subscriber's first sent, `after` the session was created.
+    FirstMedia { after: Duration },
 }
 
 /// What calls into peers produce: datagrams to send and events for the shard.
@@ -239,6 +243,9 @@ pub struct Peer {
     /// A publisher: the first packets of each new stream, held so str0m
     /// takes them in order (see `recovery`).
     start_hold: Option<StartHold>,
+    /// The first media packet went through (a [`PeerEvent::FirstMedia`]
+    /// was given).
+    media_seen: bool,
 }
 
 impl Peer {
@@ -293,6 +300,7 @@ impl Peer {
             video_gap: false,
             gap_keyframe_at: None,
             start_hold,
+            media_seen: false,
         }
     }
 
@@ -601,7 +609,7 @@ impl Peer {
         }
         let result = catch_unwind(AssertUnwindSafe(|| {
             call(&mut self.rtc, now)?;
-            self.drain(out)
+            self.drain(now, out)
         }));
         match result {
             Ok(Ok(())) => {}
@@ -610,7 +618,7 @@ impl Peer {
                 // Errors from one bad datagram are not fatal; a dead Rtc is.
                 // A failed input can still change str0m's state and timers:
                 // drain so the deadline we keep is str0m's current one.
-                let drained = catch_unwind(AssertUnwindSafe(|| self.drain(out)));
+                let drained = catch_unwind(AssertUnwindSafe(|| self.drain(now, out)));
                 if !matches!(drained, Ok(Ok(()))) || !self.rtc.is_alive() {
                     self.closed.get_or_insert(CloseReason::Failed);
                 }
@@ -622,7 +630,7 @@ impl Peer {
         }
     }
 
-    fn drain(&mut self, out: &mut Outputs) -> Result<(), RtcError> {
+    fn drain(&mut self, now: Instant, out: &mut Outputs) -> Result<(), RtcError> {
         loop {
             match self.rtc.poll_output()? {
                 Output::Timeout(at) => {
@@ -633,17 +641,19 @@ impl Peer {
                     self.egress.redirect(&mut t);
                     out.transmits.push(t);
                 }
-                Output::Event(event) => self.handle_event(event, out),
+                Output::Event(event) => self.handle_event(now, event, out),
             }
         }
     }
 
-    fn handle_event(&mut self, event: Event, out: &mut Outputs) {
+    fn handle_event(&mut self, now: Instant, event: Event, out: &mut Outputs) {
         match event {
             Event::Connected => {
                 debug!(session = ?self.id, role = ?self.role, "connected");
                 self.connected = true;
-                out.events.push(PeerEvent::Connected);
+                out.events.push(PeerEvent::Connected {
+                    after: now.saturating_duration_since(self.created),
+                });
                 if let Side::Subscriber(s) = &self.side {
                     for o in s.outs.iter().filter(|o| o.kind == MediaKind::Video) {
                         out.events.push(PeerEvent::WantKeyframe {
@@ -673,6 +683,18 @@ impl Peer {
             }
             _ => {}
         }
+    }
+}
+
+/// Reports a session's first media packet (at `at`) once: `seen` is its
+/// peer's flag, `created` when the peer was made. (A function of fields,
+/// not of the peer, so a caller holding a borrow of its side can call it.)
+pub(super) fn note_media(seen: &mut bool, created: Instant, at: Instant, out: &mut Outputs) {
+    if !*seen {
+        *seen = true;
+        out.events.push(PeerEvent::FirstMedia {
+            after: at.saturating_duration_since(created),
+        });
     }
 }
 

@@ -1,17 +1,81 @@
 //! Every knob of the server in one place: its flag, its environment variable
 //! and its default. `uringcast --help` prints this file's doc comments.
+//! `--config FILE` adds a TOML layer below flags and the environment
+//! ([`file`]); `--print-config` prints the result.
+
+mod file;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::net::IoKind;
+use crate::sfu::CodecList;
+
+pub use file::{ConfigError, Loaded, RELOADABLE, load, print_effective, reloadable_changes};
 
 /// A WebRTC SFU: WHIP publish, WHEP watch, one UDP port, one event loop per core.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "uringcast", version, about)]
 pub struct Config {
+    /// Read every option not given as a flag or in the environment from
+    /// this TOML file (keys are the flags' names: `udp-addr = "..."`).
+    /// SIGHUP reads it again for the reloadable keys.
+    #[arg(long, env = "URINGCAST_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration as TOML (secrets masked) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// Log lines as human-readable text or as one JSON object per line.
+    #[arg(long, env = "URINGCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Whether log lines carry a timestamp (off under a supervisor that
+    /// adds its own, as journald does).
+    #[arg(long, env = "URINGCAST_LOG_TIMESTAMPS", action = ArgAction::Set, default_value_t = true)]
+    pub log_timestamps: bool,
+
+    /// Also export per-room series on /metrics (one series per room and
+    /// metric: leave off with many rooms).
+    #[arg(long, env = "URINGCAST_METRICS_PER_ROOM")]
+    pub metrics_per_room: bool,
+
+    /// Audio codecs sessions may negotiate, in order of preference.
+    #[arg(
+        long,
+        env = "URINGCAST_AUDIO_CODECS",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "opus"
+    )]
+    pub audio_codecs: Vec<AudioCodec>,
+
+    /// Video codecs sessions may negotiate, in order of preference.
+    #[arg(
+        long,
+        env = "URINGCAST_VIDEO_CODECS",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "vp8,vp9,h264,h265,av1"
+    )]
+    pub video_codecs: Vec<VideoCodec>,
+
+    /// After SIGTERM (or POST /v1/admin/drain) new sessions get 503 and
+    /// existing ones may go on this long; then they are closed.
+    #[arg(long, env = "URINGCAST_DRAIN_TIMEOUT", value_parser = parse_duration, default_value = "60s")]
+    pub drain_timeout: Duration,
+
+    /// A reverse proxy's address or network (CIDR): from it, and only from
+    /// it, X-Forwarded-For / Forwarded name the client (rate limits,
+    /// per-IP caps, logs) and X-Forwarded-Proto / -Host the URLs.
+    /// Repeatable; comma-separated in the environment.
+    #[arg(long, env = "URINGCAST_TRUST_PROXY", value_delimiter = ',', value_parser = parse_net)]
+    pub trust_proxy: Vec<ipnet::IpNet>,
+
     /// Address of the HTTP signaling endpoint (WHIP/WHEP, stats).
     #[arg(long, env = "URINGCAST_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
@@ -176,7 +240,56 @@ pub struct Config {
     pub turn_ttl: Duration,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// An audio codec of `--audio-codecs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AudioCodec {
+    Opus,
+    Pcmu,
+    Pcma,
+    G722,
+}
+
+/// A video codec of `--video-codecs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VideoCodec {
+    Vp8,
+    Vp9,
+    H264,
+    H265,
+    Av1,
+}
+
 impl Config {
+    /// The codec allow-list of `--audio-codecs` and `--video-codecs`.
+    pub fn codecs(&self) -> Result<CodecList, String> {
+        use str0m::format::Codec;
+        let audio: Vec<Codec> = (self.audio_codecs.iter())
+            .map(|c| match c {
+                AudioCodec::Opus => Codec::Opus,
+                AudioCodec::Pcmu => Codec::PCMU,
+                AudioCodec::Pcma => Codec::PCMA,
+                AudioCodec::G722 => Codec::G722,
+            })
+            .collect();
+        let video: Vec<Codec> = (self.video_codecs.iter())
+            .map(|c| match c {
+                VideoCodec::Vp8 => Codec::Vp8,
+                VideoCodec::Vp9 => Codec::Vp9,
+                VideoCodec::H264 => Codec::H264,
+                VideoCodec::H265 => Codec::H265,
+                VideoCodec::Av1 => Codec::Av1,
+            })
+            .collect();
+        CodecList::new(&audio, &video).map_err(|e| format!("--audio-codecs/--video-codecs: {e}"))
+    }
+
     /// Number of shards to start: `--shards`, or one per available core.
     pub fn shard_count(&self) -> usize {
         if self.shards > 0 {
@@ -210,6 +323,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("'{text}' is not a non-negative duration"));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A network in CIDR notation, or one address (a /32 or /128).
+pub fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("'{text}' is neither an IP address nor a CIDR network"))
 }
 
 #[cfg(test)]
@@ -250,6 +374,40 @@ mod tests {
         assert_eq!(config.turn_ttl, Duration::from_secs(86_400));
         assert!(config.auth_key.is_none() && config.bearer_token.is_none());
         assert!(config.ice_servers.is_empty());
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert!(config.log_timestamps && !config.metrics_per_room);
+        assert_eq!(config.codecs(), Ok(CodecList::str0m_default()));
+        assert_eq!(config.drain_timeout, Duration::from_secs(60));
+        assert!(config.trust_proxy.is_empty() && config.config.is_none());
+    }
+
+    #[test]
+    fn codec_lists_and_proxy_networks_parse() {
+        let config = Config::parse_from([
+            "uringcast",
+            "--audio-codecs",
+            "opus",
+            "--video-codecs",
+            "h264,vp8",
+            "--trust-proxy",
+            "10.1.2.3",
+            "--trust-proxy",
+            "192.168.7.9/16",
+            "--log-timestamps",
+            "false",
+        ]);
+        let codecs = config.codecs().unwrap();
+        assert_eq!(codecs.describe(), "Opus, H264 and VP8");
+        assert_eq!(
+            config.trust_proxy,
+            [
+                "10.1.2.3/32".parse::<ipnet::IpNet>().unwrap(),
+                "192.168.0.0/16".parse().unwrap()
+            ]
+        );
+        assert!(!config.log_timestamps);
+        assert!(Config::try_parse_from(["uringcast", "--video-codecs", "mpeg2"]).is_err());
+        assert!(Config::try_parse_from(["uringcast", "--trust-proxy", "nginx"]).is_err());
     }
 
     #[test]
