@@ -32,13 +32,24 @@ for pkg in gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugi
     gir1.2-gst-plugins-base-1.0; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need_apt+=("$pkg")
 done
+# The reverse-proxy test (tests/reverse_proxy.rs) puts Debian's nginx in
+# front of the server; the test starts its own instance on loopback.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if [ "${#need_apt[@]}" -gt 0 ]; then
+    # Packages must not start services here (nginx would listen on :80).
+    made_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ] && [ "$(id -u)" = 0 ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
     echo "test.sh: installing ${need_apt[*]} for the build, the browser and GStreamer tests" >&2
     if ! { as_root apt-get update -qq &&
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null; }; then
         echo "test.sh: could not install ${need_apt[*]} (needs root or sudo); the build, the browser or the GStreamer test will fail" >&2
     fi
 fi
+[ -z "${made_policy:-}" ] || rm -f /usr/sbin/policy-rc.d
 browser=tests/browser
 if [ ! -f "$browser/node_modules/playwright-core/package.json" ] ||
     [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then

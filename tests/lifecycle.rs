@@ -196,8 +196,11 @@ fn sigterm_exits_within_two_seconds_on_mmsg() {
     sigterm_closes_sessions_and_exits_within_two_seconds("mmsg");
 }
 
+/// SIGTERM drains; with no drain time left (`--drain-timeout 0s`) the
+/// sessions are closed at once (the drain with time is in
+/// `tests/operations.rs`).
 fn sigterm_closes_sessions_and_exits_within_two_seconds(io: &str) {
-    let mut server = ServerProc::start(&["--shards", "2", "--io", io]);
+    let mut server = ServerProc::start(&["--shards", "2", "--io", io, "--drain-timeout", "0s"]);
     let flags = Flags::default();
     let (publisher, viewer) = spawn_pair(&server.base, "term", &flags, Duration::from_secs(20));
     assert!(flags.wait_connected(2, Duration::from_secs(10)));

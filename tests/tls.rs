@@ -28,6 +28,16 @@ fn https(
     trusted: &CertificateDer<'static>,
     request: &str,
 ) -> (u16, String, String, String, Vec<u8>) {
+    try_https(server, trusted, request).expect("send over TLS")
+}
+
+/// [`https`], or the error of a handshake that failed (say, a certificate
+/// not trusted).
+fn try_https(
+    server: &ServerProc,
+    trusted: &CertificateDer<'static>,
+    request: &str,
+) -> std::io::Result<(u16, String, String, String, Vec<u8>)> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(trusted.clone()).expect("trust our certificate");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -44,7 +54,7 @@ fn https(
     tcp.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let mut tls = rustls::StreamOwned::new(connection, tcp);
-    tls.write_all(request.as_bytes()).expect("send over TLS");
+    tls.write_all(request.as_bytes())?;
     let mut response = Vec::new();
     // The server closes after answering (Connection: close); a missing
     // close_notify is not an error worth failing on.
@@ -58,7 +68,7 @@ fn https(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned(), protocol, alpn)
+    Ok((status, head.to_owned(), body.to_owned(), protocol, alpn))
 }
 
 fn stats_over_tls(server: &ServerProc, trusted: &CertificateDer<'static>) -> serde_json::Value {
@@ -228,5 +238,89 @@ fn the_project_client_publishes_and_watches_through_https_signaling() {
     assert_eq!(viewer.delete().expect("DELETE"), 200);
     assert_eq!(publisher.delete().expect("DELETE"), 200);
     assert_eq!(stats_over_tls(&server, &der)["sessions"], 0);
+    let _ = std::fs::remove_dir_all(cert.parent().expect("dir"));
+}
+
+#[test]
+fn sighup_swaps_the_certificate_while_a_session_flows() {
+    let (cert, key, first) = certificate("reload");
+    let server = start_https(&cert, &key, &[]);
+    let trusting_first = ClientOptions {
+        signaling: Signaling {
+            roots: Some(ureq::tls::RootCerts::new_with_certs(&[
+                ureq::tls::Certificate::from_der(first.as_ref()).to_owned(),
+            ])),
+            ..Signaling::default()
+        },
+        ..ClientOptions::default()
+    };
+    let flags = Flags::default();
+    let limit = Duration::from_secs(30);
+    let publisher = spawn_client(
+        &server.base,
+        "reload",
+        ClientRole::Publish,
+        trusting_first.clone(),
+        &flags,
+        limit,
+    );
+    let viewer = spawn_client(
+        &server.base,
+        "reload",
+        ClientRole::Watch,
+        trusting_first,
+        &flags,
+        limit,
+    );
+    assert!(flags.wait_connected(2, Duration::from_secs(10)));
+    flags.send.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = stats_over_tls(&server, &first);
+
+    // A new certificate and key in the same files, then SIGHUP.
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("cert");
+    std::fs::write(&cert, made.cert.pem()).expect("write cert");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+    let second = made.cert.der().clone();
+    server.signal(libc::SIGHUP);
+    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while try_https(&server, &second, request).map_or(0, |r| r.0) != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new connections get the new certificate"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let old = try_https(&server, &first, request);
+    assert!(
+        old.as_ref()
+            .is_err_and(|e| e.to_string().contains("invalid peer certificate")),
+        "the old certificate is no longer presented: {:?}",
+        old.map(|r| r.0)
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = stats_over_tls(&server, &second);
+    flags.send.store(false, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    flags.stop.store(true, Ordering::Relaxed);
+    let publisher = publisher.join();
+    let viewer = viewer.join();
+
+    let forwarded = |s: &serde_json::Value| s["shards"][0]["forwarded"].as_u64().unwrap_or(0);
+    assert!(
+        forwarded(&after) > forwarded(&before) + 20,
+        "media went on across the reload: {} → {}",
+        forwarded(&before),
+        forwarded(&after)
+    );
+    assert_eq!(after["sessions"], 2, "no session was dropped");
+    for kind in [Kind::Audio, Kind::Video] {
+        let (got, sent) = (viewer.received(kind).unique_from(1), publisher.sent(kind));
+        assert!(
+            sent > 0 && got * 100 >= sent * 99,
+            "{kind:?}: {got} of {sent}"
+        );
+    }
     let _ = std::fs::remove_dir_all(cert.parent().expect("dir"));
 }

@@ -190,7 +190,8 @@ async fn create_session(
         .directory
         .insert_from(peer, now, client)
         .map_err(|e| refused(state, e))?;
-    tracing::info!(session = ?id, ?role, room, "session created");
+    let client = client.map(|ip| ip.to_string());
+    tracing::info!(session = ?id, ?role, room, client, "session created");
     let mut response = (StatusCode::CREATED, answer).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -246,6 +246,11 @@ pub struct Peer {
     /// The first media packet went through (a [`PeerEvent::FirstMedia`]
     /// was given).
     media_seen: bool,
+    /// `session` (debug level: at the default info level it is disabled
+    /// and entering it costs a branch), with the session's id and room;
+    /// every call into str0m runs inside it, so str0m's own debug lines
+    /// name the session.
+    span: tracing::Span,
 }
 
 impl Peer {
@@ -275,6 +280,11 @@ impl Peer {
                 None
             }
         };
+        let span = tracing::debug_span!(
+            "session",
+            id = ?id,
+            room = %room.name,
+        );
         Self {
             id,
             role,
@@ -301,6 +311,7 @@ impl Peer {
             gap_keyframe_at: None,
             start_hold,
             media_seen: false,
+            span,
         }
     }
 
@@ -332,6 +343,7 @@ impl Peer {
     /// is refused or abandoned).
     /// A subscriber's main feeds follow it to the real room.
     pub fn set_room(&mut self, room: Arc<RoomShared>) {
+        self.span = tracing::debug_span!("session", id = ?self.id, room = %room.name);
         if let Side::Subscriber(s) = &mut self.side {
             for out in &mut s.outs {
                 if let FeedSource::Main(_, kind) = out.source {
@@ -607,6 +619,8 @@ impl Peer {
         if self.closed.is_some() {
             return;
         }
+        let span = self.span.clone();
+        let _entered = span.enter();
         let result = catch_unwind(AssertUnwindSafe(|| {
             call(&mut self.rtc, now)?;
             self.drain(now, out)
