@@ -45,8 +45,11 @@ pub async fn client_addr(
 /// forwarding chain is walked from the nearest hop back, past every
 /// trusted proxy, and the first other address is the client. A chain of
 /// only trusted proxies gives its first address; a hop that is not an
-/// address (`unknown`, an obfuscated name) gives `peer`.
+/// address (`unknown`, an obfuscated name) gives `peer`. An IPv4-mapped
+/// IPv6 address is given as IPv4.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    // A dual-stack listener's IPv4 peers: counted and logged as IPv4.
+    let peer = canonical(peer);
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(&canonical(*ip)));
     if !is_trusted(&peer) {
         return peer;
@@ -192,5 +195,10 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
         let client = resolve(peer, &h, &nets(&["127.0.0.1"]));
         assert_eq!(client, "203.0.113.9".parse::<IpAddr>().unwrap());
+        let untrusted = resolve(peer, &h, &[]);
+        assert_eq!(
+            untrusted, PROXY,
+            "an untrusted mapped peer is given as IPv4"
+        );
     }
 }
