@@ -18,6 +18,7 @@
 
 mod conference;
 mod ended;
+pub mod hooks;
 
 pub use conference::{
     Admission, AnswerRoute, ConferenceError, Grants, Joined, MAX_QUEUED_EVENTS, QueuedEvent,
@@ -121,6 +122,24 @@ struct Inner {
     participants: HashMap<SessionId, conference::Participant>,
     /// Participants whose subscribe transport must be told what to send.
     dirty: std::collections::BTreeSet<SessionId>,
+    /// Where room events go for the webhook (`--webhook-url`).
+    hooks: Option<hooks::HookSink>,
+}
+
+impl Inner {
+    /// Tells the webhook, if there is one.
+    fn hook(&self, event: &'static str, room: &str, data: serde_json::Value) {
+        if let Some(hooks) = &self.hooks {
+            hooks.emit(event, room, data);
+        }
+    }
+
+    /// Forgets room `name` and tells the webhook it finished.
+    fn remove_room(&mut self, name: &str) {
+        if self.rooms.remove(name).is_some() {
+            self.hook("room_finished", name, serde_json::Value::Null);
+        }
+    }
 }
 
 /// Why a session could not be added.
@@ -251,6 +270,17 @@ impl Directory {
         }
     }
 
+    /// Queues room events for a webhook on `sink`.
+    pub fn with_hooks(mut self, sink: hooks::HookSink) -> Self {
+        self.inner.get_mut().hooks = Some(sink);
+        self
+    }
+
+    /// The webhook's delivery counters, if there is a webhook.
+    pub fn hook_stats(&self) -> Option<Arc<hooks::HookStats>> {
+        self.inner.lock().hooks.as_ref().map(|h| h.stats.clone())
+    }
+
     /// Keeps a session that ended by itself deletable (200) for `ttl`
     /// (the server: `--connect-timeout`; zero: not at all).
     pub fn remember_ended(mut self, ttl: Duration) -> Self {
@@ -322,6 +352,9 @@ impl Directory {
     }
 
     fn room_entry<'a>(&self, inner: &'a mut Inner, name: &str) -> &'a mut RoomEntry {
+        if !inner.rooms.contains_key(name) {
+            inner.hook("room_started", name, serde_json::Value::Null);
+        }
         inner
             .rooms
             .entry(name.to_owned())
@@ -728,7 +761,7 @@ fn remove_locked(inner: &mut Inner, id: SessionId) -> Option<Place> {
 
 fn drop_if_empty(inner: &mut Inner, name: &str, empty: bool) {
     if empty {
-        inner.rooms.remove(name);
+        inner.remove_room(name);
     }
 }
 

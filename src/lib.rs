@@ -15,6 +15,7 @@ pub mod server;
 pub mod sfu;
 pub mod shard;
 pub mod signals;
+pub mod webhook;
 pub mod wire;
 
 pub use sfu::room_limits::MAX_SHARDS;

@@ -15,11 +15,13 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::directory::hooks::{HOOK_QUEUE, HookSink};
 use crate::directory::{Directory, Limits};
 use crate::http::{self, AppState, Lifecycle, Policy, SignalingCounters, StatsSampler, TlsReload};
 use crate::net::{self, bind_reuseport};
 use crate::sfu::{IdRng, PeerSetup};
 use crate::shard::{self, Control, Shard, ShardHandle};
+use crate::webhook::Webhook;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -113,17 +115,33 @@ impl Server {
             .map(|d| shard::channel(config.shard_queue, d.waker()))
             .unzip();
         let shards: Arc<[ShardHandle]> = handles.into();
-        let directory = Arc::new(
-            Directory::with_limits(Limits {
-                max_sessions: config.max_sessions,
-                max_pending: config.max_pending,
-                max_per_ip: config.max_sessions_per_ip,
-                room_size: config.room_size,
-                approval_timeout: config.approval_timeout,
-            })
-            // A session that ended by itself answers DELETE with 200 this long.
-            .remember_ended(config.connect_timeout),
-        );
+        let mut directory = Directory::with_limits(Limits {
+            max_sessions: config.max_sessions,
+            max_pending: config.max_pending,
+            max_per_ip: config.max_sessions_per_ip,
+            room_size: config.room_size,
+            approval_timeout: config.approval_timeout,
+        })
+        // A session that ended by itself answers DELETE with 200 this long.
+        .remember_ended(config.connect_timeout);
+        if let Some(url) = &config.webhook_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(StartError::Config(format!(
+                    "--webhook-url {url}: an http:// or https:// URL"
+                )));
+            }
+            let (sink, events) = HookSink::new(HOOK_QUEUE);
+            let webhook = Webhook {
+                url: url.clone(),
+                key: config.webhook_key.clone(),
+            };
+            // The thread ends by itself when the directory goes.
+            webhook
+                .spawn(events, sink.stats.clone())
+                .map_err(StartError::Thread)?;
+            directory = directory.with_hooks(sink);
+        }
+        let directory = Arc::new(directory);
 
         // From here on a failed start stops and joins every shard it spawned
         // (the guard's drop); only success takes the threads out of it.

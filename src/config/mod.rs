@@ -76,6 +76,16 @@ pub struct Config {
     #[arg(long, env = "URINGCAST_TRUST_PROXY", value_delimiter = ',', value_parser = parse_net)]
     pub trust_proxy: Vec<ipnet::IpNet>,
 
+    /// POST room events (room started/finished, participant joined/left,
+    /// track published/unpublished) as JSON to this http(s) URL.
+    #[arg(long, env = "URINGCAST_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// Sign webhook requests with HMAC-SHA256 under this key
+    /// (`X-Uringcast-Signature: t=<unix>,v1=<hex>` over "<t>.<body>").
+    #[arg(long, env = "URINGCAST_WEBHOOK_KEY", hide_env_values = true)]
+    pub webhook_key: Option<String>,
+
     /// Address of the HTTP signaling endpoint (WHIP/WHEP, stats).
     #[arg(long, env = "URINGCAST_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,

@@ -256,6 +256,24 @@ impl Exported {
             Family::new(out, &metric, &help, MetricType::Counter)?
                 .counter(&[], value.as_u64().unwrap_or(0))?;
         }
+        if let Some(hooks) = self.state.directory.hook_stats() {
+            let mut family = Family::new(
+                out,
+                "webhook_events",
+                "Webhook events by outcome: sent (2xx), failed (every retry), dropped (queue full).",
+                MetricType::Counter,
+            )?;
+            for (outcome, counter) in [
+                ("sent", &hooks.sent),
+                ("failed", &hooks.failed),
+                ("dropped", &hooks.dropped),
+            ] {
+                family.counter(
+                    &[("outcome", outcome)],
+                    counter.load(std::sync::atomic::Ordering::Relaxed),
+                )?;
+            }
+        }
         Ok(())
     }
 

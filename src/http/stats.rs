@@ -117,6 +117,9 @@ pub(super) struct StatsOut {
     rooms: Vec<RoomStats>,
     shards: Vec<ShardStatsOut>,
     signaling: serde_json::Value,
+    /// Webhook deliveries (`sent`, `failed`, `dropped`), with `--webhook-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhooks: Option<serde_json::Value>,
 }
 
 pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
@@ -158,5 +161,7 @@ pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
         rooms,
         shards,
         signaling: serde_json::to_value(&*state.counters).unwrap_or_default(),
+        webhooks: (state.directory.hook_stats())
+            .map(|h| serde_json::to_value(&*h).unwrap_or_default()),
     })
 }

@@ -125,7 +125,7 @@ impl Directory {
             }
         }
         if inner.rooms.get(room).is_some_and(RoomEntry::is_unused) {
-            inner.rooms.remove(room);
+            inner.remove_room(room);
         }
         Ok(closing)
     }

@@ -159,7 +159,7 @@ impl Directory {
         };
         if let Some(refusal) = refusal {
             if entry.is_unused() {
-                inner.rooms.remove(room);
+                inner.remove_room(room);
             }
             return Err(refusal);
         }

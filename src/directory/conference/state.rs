@@ -146,6 +146,9 @@ pub(super) fn broadcast_locked(
     name: &'static str,
     event: &Value,
 ) {
+    if let Some(hook) = crate::directory::hooks::hook_name(name) {
+        inner.hook(hook, room, event.clone());
+    }
     let members = inner
         .rooms
         .get(room)
@@ -276,7 +279,14 @@ pub(super) fn leave_locked(
     };
     inner.dirty.remove(&handle);
     let mut closing = Vec::new();
-    let transports = [p.publish.take().map(|(id, _)| id), p.subscribe.take()];
+    let published = p.publish.take();
+    // The room's participants learn it from `participantLeft`; a webhook
+    // hears of each track.
+    for t in published.iter().flat_map(|(_, media)| media.tracks.iter()) {
+        let event = json!({ "participant": p.id, "track": track_json(t) });
+        inner.hook("track_unpublished", &p.room, event);
+    }
+    let transports = [published.map(|(id, _)| id), p.subscribe.take()];
     for session in transports.into_iter().flatten() {
         closing.extend(drop_transport(inner, session));
     }
@@ -295,7 +305,8 @@ pub(super) fn leave_locked(
     if let Some(entry) = inner.rooms.get_mut(&p.room) {
         entry.waiting.retain(|h| *h != handle);
         if entry.is_unused() {
-            inner.rooms.remove(&p.room);
+            let room = p.room.clone();
+            inner.remove_room(&room);
         }
     }
     p.notify.notify_waiters();
@@ -436,6 +447,13 @@ pub(in crate::directory) fn whip_joined(inner: &mut Inner, room: &str, session: 
         entry.members.push(session);
     }
     broadcast_locked(inner, room, Some(session), "participantJoined", &joined);
+    // Its tracks come with the participant for the room; one event each
+    // for a webhook.
+    let id = joined["participant"]["id"].clone();
+    for t in &media.tracks {
+        let event = json!({ "participant": id, "track": track_json(t) });
+        inner.hook("track_published", room, event);
+    }
     let others = members_except(inner, room, session);
     inner.dirty.extend(others);
     choose_main(inner, room);
