@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::ServerProc;
-use uringcast::load::{self, LoadConfig};
+use uringcast_load::load::{self, LoadConfig};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -58,9 +58,9 @@ if [ ! -f "$browser/node_modules/playwright-core/package.json" ] ||
         echo "test.sh: npm ci failed; the browser test will fail" >&2
 fi
 
-cargo build --locked --tests --bins
+cargo build --locked --workspace --tests --bins
 
-inner='ip link set lo up && exec cargo test --locked --offline "$@"'
+inner='ip link set lo up && exec cargo test --locked --offline --workspace "$@"'
 if [ "$(id -u)" = 0 ]; then
     exec unshare --net -- bash -c "$inner" _ "$@"
 else

@@ -4,18 +4,17 @@
 //! Layers (dependencies point down): `http`, `shard` → `sfu` → `wire`;
 //! `shard` → `net`. `sfu` and `wire` never touch sockets, threads or the clock.
 
-pub mod client;
 pub mod config;
 pub mod directory;
-pub mod dtls;
 pub mod http;
-pub mod load;
 pub mod net;
 pub mod server;
 pub mod sfu;
 pub mod shard;
 pub mod signals;
 pub mod webhook;
-pub mod wire;
 
 pub use sfu::room_limits::MAX_SHARDS;
+/// Shared with the load tool (crate `uringcast-proto`), re-exported so that
+/// `crate::wire` and `crate::dtls` name them here as before.
+pub use uringcast_proto::{dtls, wire};

@@ -13,8 +13,8 @@ use common::{
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use str0m::media::{Direction, MediaKind};
-use uringcast::client::payload::Kind;
-use uringcast::client::{ClientOptions, ClientRole, Signaling};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{ClientOptions, ClientRole, Signaling};
 
 const KEY: &[u8] = b"a test key of at least thirty-two bytes";
 
@@ -228,7 +228,7 @@ fn clients_with_tokens_publish_and_watch() {
     assert_eq!(viewer.delete().expect("DELETE"), 200);
     assert_eq!(publisher.delete().expect("DELETE"), 200);
     // Without one, a client cannot even start.
-    let refused = uringcast::client::Client::connect(
+    let refused = uringcast_load::client::Client::connect(
         &server.base,
         "tok",
         ClientRole::Publish,
@@ -236,7 +236,7 @@ fn clients_with_tokens_publish_and_watch() {
     );
     assert!(matches!(
         refused,
-        Err(uringcast::client::ClientError::Status { status: 401, .. })
+        Err(uringcast_load::client::ClientError::Status { status: 401, .. })
     ));
 }
 

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Flags, Relay, ServerProc, closed_by_server, header, request, spawn_client};
-use uringcast::client::payload::Kind;
-use uringcast::client::{Client, ClientOptions, ClientRole};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{Client, ClientOptions, ClientRole};
 
 /// A compact browser-like WHIP offer: Opus on mid 0, VP8 (+RTX) on mid 1.
 fn base_offer() -> String {

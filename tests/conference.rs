@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use common::room::{Member, SEND_FOR, join, wait_for};
 use common::{Flags, Running, ServerProc};
 use serde_json::json;
-use uringcast::client::conference::{Participant, RoomEvent};
-use uringcast::client::payload::Kind;
-use uringcast::client::{Client, ClientOptions, swarm};
+use uringcast_load::client::conference::{Participant, RoomEvent};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{Client, ClientOptions, swarm};
 
 #[test]
 fn six_participants_each_receive_the_other_five_across_two_shards() {

@@ -11,8 +11,8 @@ use base64::Engine;
 use common::{ServerProc, request};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use uringcast::client::Signaling;
-use uringcast::client::conference::{Participant, RoomEvent};
+use uringcast_load::client::Signaling;
+use uringcast_load::client::conference::{Participant, RoomEvent};
 
 const KEY: &[u8] = b"a conference key of at least 32 bytes!";
 const ADMIN: &str = "admin-secret-0123456789";
@@ -269,7 +269,7 @@ fn a_token_without_the_publish_grant_cannot_publish_a_source() {
     let base = &server.base;
     let token = jwt(json!({ "room": "r", "role": "*", "sub": "s", "publish": ["microphone"] }));
     let p = Participant::join(base, "r", &json!({}), with_token(&token)).expect("join");
-    let options = uringcast::client::ClientOptions {
+    let options = uringcast_load::client::ClientOptions {
         signaling: with_token(&token),
         ..Default::default()
     };
@@ -278,7 +278,7 @@ fn a_token_without_the_publish_grant_cannot_publish_a_source() {
         format!("{refused:?}").contains("403"),
         "camera not granted: {refused:?}"
     );
-    let audio_only = uringcast::client::ClientOptions {
+    let audio_only = uringcast_load::client::ClientOptions {
         video: false,
         ..options
     };
@@ -290,7 +290,7 @@ fn a_token_without_the_publish_grant_cannot_publish_a_source() {
     let w = Participant::join(base, "r", &json!({}), with_token(&watcher)).expect("join");
     let (_, offers) = w.events().expect("stream");
     let sub = w.subscribe(
-        uringcast::client::ClientOptions {
+        uringcast_load::client::ClientOptions {
             signaling: with_token(&watcher),
             ..Default::default()
         },

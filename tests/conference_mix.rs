@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use common::room::{join, wait_for};
 use common::{Flags, Running, ServerProc, spawn_client};
 use serde_json::json;
-use uringcast::client::conference::Participant;
-use uringcast::client::payload::Kind;
-use uringcast::client::{Client, ClientOptions, ClientRole, swarm};
+use uringcast_load::client::conference::Participant;
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{Client, ClientOptions, ClientRole, swarm};
 
 fn options(tag: u32) -> ClientOptions {
     ClientOptions {

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{Flags, ServerProc, header, http, publish_offer, spawn_pair};
-use uringcast::client::payload::Kind;
+use uringcast_load::client::payload::Kind;
 
 #[test]
 fn help_lists_every_option_with_its_default() {

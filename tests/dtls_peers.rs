@@ -11,8 +11,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{Flags, ServerProc, media_flows, spawn_client};
-use uringcast::client::payload::Kind;
-use uringcast::client::{ClientOptions, ClientRole, KeyType, Setup, Signaling};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{ClientOptions, ClientRole, KeyType, Setup, Signaling};
 
 const SETUPS: [Setup; 3] = [Setup::ActPass, Setup::Active, Setup::Passive];
 const KEYS: [KeyType; 2] = [KeyType::Rsa2048, KeyType::EcdsaP256];

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Flags, ServerProc, publish_offer, spawn_pair};
-use uringcast::client::payload::Kind;
+use uringcast_load::client::payload::Kind;
 
 /// The floods take every core this machine has: one at a time, so neither
 /// measures the other.

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{Flags, ServerProc, spawn_client};
-use uringcast::client::payload::Kind;
-use uringcast::client::{Client, ClientOptions, ClientRole};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{Client, ClientOptions, ClientRole};
 
 const SEND_FOR: Duration = Duration::from_secs(4);
 

@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use common::{Flags, ServerProc};
-use uringcast::client::payload::Kind;
-use uringcast::client::{ClientOptions, ClientRole};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{ClientOptions, ClientRole};
 
 /// Debian's Python, which has the apt `gi` bindings (a `python3` earlier on
 /// PATH, e.g. pyenv's, may not).

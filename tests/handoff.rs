@@ -16,8 +16,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{Flags, Relay, ServerProc, shard_of, spawn_client};
-use uringcast::client::payload::Kind;
-use uringcast::client::{ClientOptions, ClientRole, Signaling};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{ClientOptions, ClientRole, Signaling};
 
 #[test]
 fn a_rebound_viewer_is_routed_across_shards_and_media_follows_its_new_address() {

@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Flags, ServerProc, spawn_client};
-use uringcast::client::payload::Kind;
-use uringcast::client::{ClientOptions, ClientRole};
 use uringcast::wire::{PacketClass, RtpHeader, classify};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{ClientOptions, ClientRole};
 
 #[test]
 fn reordering_on_every_datagram_loses_no_packet() {

@@ -7,8 +7,8 @@ mod common;
 use std::net::IpAddr;
 
 use common::{ServerProc, media_flows};
-use uringcast::client::ClientOptions;
-use uringcast::client::payload::Kind;
+use uringcast_load::client::ClientOptions;
+use uringcast_load::client::payload::Kind;
 
 fn bound(ip: &str) -> ClientOptions {
     ClientOptions {

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use common::{Flags, ServerProc, http, publish_offer, request, spawn_client, spawn_pair};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use uringcast::client::payload::Kind;
-use uringcast::client::{Client, ClientOptions, ClientRole, Signaling};
 use uringcast::sfu::SessionId;
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{Client, ClientOptions, ClientRole, Signaling};
 
 #[test]
 fn delete_frees_a_connected_session() {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{Flags, ServerProc, header, offer, publish_offer, request, spawn_client};
 use str0m::media::{Direction, MediaKind};
-use uringcast::client::payload::Kind;
-use uringcast::client::{ClientOptions, ClientRole};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{ClientOptions, ClientRole};
 
 fn post(server: &ServerProc, path: &str, sdp: &str) -> (u16, Vec<(String, String)>, String) {
     request(

@@ -8,6 +8,24 @@ use std::process::Command;
 
 use common::ServerProc;
 
+/// The `uringcast-load` binary: it belongs to the workspace's
+/// `uringcast-load` crate, built beside this test (`target/<profile>/`,
+/// one level above this test's `deps/`) by `cargo build --workspace`.
+fn load_tool() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    let tool = profile_dir.join("uringcast-load");
+    assert!(
+        tool.exists(),
+        "{} is missing: build the workspace (`cargo build --workspace --bins`, as scripts/test.sh does)",
+        tool.display()
+    );
+    tool
+}
+
 #[test]
 fn uringcast_load_drives_our_server_with_no_failed_session_and_under_1_percent_loss() {
     // With auth on, so the tool's --token is exercised too.
@@ -15,7 +33,7 @@ fn uringcast_load_drives_our_server_with_no_failed_session_and_under_1_percent_l
     let dir = std::env::temp_dir().join(format!("uringcast-load-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let (json, html) = (dir.join("out.json"), dir.join("out.html"));
-    let status = Command::new(env!("CARGO_BIN_EXE_uringcast-load"))
+    let status = Command::new(load_tool())
         .args([
             "--url",
             &server.base,
@@ -87,7 +105,7 @@ fn uringcast_load_conference_runs_a_room_where_everyone_receives_everyone() {
     let dir = std::env::temp_dir().join(format!("uringcast-load-conf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let json = dir.join("out.json");
-    let status = Command::new(env!("CARGO_BIN_EXE_uringcast-load"))
+    let status = Command::new(load_tool())
         .args(["--url", &server.base, "--room", "conf", "--conference", "4"])
         .args(["--duration", "3s", "--quiet", "--video-bitrate", "300k"])
         .args([

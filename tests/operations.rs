@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::{Flags, ServerProc, header, http, media_flows, request, spawn_pair};
 use str0m::media::{Direction, MediaKind};
-use uringcast::client::ClientOptions;
-use uringcast::client::payload::Kind;
+use uringcast_load::client::ClientOptions;
+use uringcast_load::client::payload::Kind;
 
 /// `GET /metrics` → (status, content type, body).
 fn scrape(server: &ServerProc) -> (u16, String, String) {

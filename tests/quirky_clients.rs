@@ -16,7 +16,7 @@ use common::{ServerProc, header, http, media_flows};
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
-use uringcast::client::{Candidates, Client, ClientOptions, ClientRole, Setup, Signaling};
+use uringcast_load::client::{Candidates, Client, ClientOptions, ClientRole, Setup, Signaling};
 
 /// Client options that differ from the default only in `signaling`.
 fn quirks(signaling: Signaling) -> ClientOptions {
@@ -393,7 +393,7 @@ fn a_whep_client_answers_a_406_counter_offer_with_a_patch() {
     );
     assert!(matches!(
         refused,
-        Err(uringcast::client::ClientError::Status { status: 406, .. })
+        Err(uringcast_load::client::ClientError::Status { status: 406, .. })
     ));
     refuse.join().unwrap();
 }

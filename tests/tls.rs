@@ -19,8 +19,8 @@ use common::{
     Flags, ServerProc, certificate, closed_by_server, publish_offer, spawn_client, start_https,
 };
 use rustls::pki_types::{CertificateDer, ServerName};
-use uringcast::client::payload::Kind;
-use uringcast::client::{Client, ClientOptions, ClientRole, Signaling};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{Client, ClientOptions, ClientRole, Signaling};
 
 /// One HTTPS request (Connection: close) → (status, head, body, protocol, ALPN).
 fn https(

@@ -10,8 +10,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{Flags, ServerProc, header, headers_named, http, publish_offer, request};
-use uringcast::client::payload::Kind;
-use uringcast::client::{Candidates, Client, ClientError, ClientOptions, ClientRole, Signaling};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{
+    Candidates, Client, ClientError, ClientOptions, ClientRole, Signaling,
+};
 
 const FRAG: &str = "application/trickle-ice-sdpfrag";
 

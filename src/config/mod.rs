@@ -15,6 +15,7 @@ use crate::net::IoKind;
 use crate::sfu::CodecList;
 
 pub use file::{ConfigError, Loaded, RELOADABLE, load, print_effective, reloadable_changes};
+pub use uringcast_proto::parse_duration;
 
 /// A WebRTC SFU: WHIP publish, WHEP watch, one UDP port, one event loop per core.
 #[derive(Debug, Clone, Parser)]
@@ -312,29 +313,6 @@ impl Config {
     }
 }
 
-/// Parses `250ms`, `15s`, `2m`, `24h` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 500ms, 15s, 2m or 24h"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit '{other}' in '{text}'")),
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("'{text}' is not a non-negative duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 /// A network in CIDR notation, or one address (a /32 or /128).
 pub fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
     let text = text.trim();
@@ -349,17 +327,6 @@ pub fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("fast").is_err());
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert!(parse_duration("5d").is_err());
-    }
 
     #[test]
     fn defaults_match_the_documented_command_line() {

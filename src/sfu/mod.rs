@@ -19,7 +19,7 @@ mod ids;
 mod keyframe;
 mod offer;
 mod peer;
-pub mod recovery;
+pub use uringcast_proto::recovery;
 #[cfg(test)]
 mod reorder_tests;
 mod rewrite;
@@ -31,7 +31,7 @@ pub mod room_limits {
 mod router;
 pub mod sdp;
 pub mod sim;
-mod stun_repair;
+use uringcast_proto::stun_repair;
 #[cfg(test)]
 mod subscribe_tests;
 #[cfg(test)]

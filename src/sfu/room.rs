@@ -237,8 +237,7 @@ pub struct PublishedMedia {
     pub voiced: Arc<AtomicU64>,
 }
 
-/// The RFC 6464 audio level (−dBov) from which a packet counts as voice.
-pub const VOICE_LEVEL: i8 = -50;
+pub use uringcast_proto::VOICE_LEVEL;
 
 impl PublishedMedia {
     /// A publisher's media with a fresh voice counter.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
-use uringcast::client::{Client, ClientOptions, ClientRole};
+use uringcast_load::client::{Client, ClientOptions, ClientRole};
 
 /// A running server process, killed on drop.
 pub struct ServerProc {
@@ -203,13 +203,13 @@ impl Drop for ServerProc {
     }
 }
 
-pub use uringcast::client::swarm::Flags;
+pub use uringcast_load::client::swarm::Flags;
 
 /// A running client whose thread must end cleanly.
-pub struct Running(uringcast::client::swarm::Running);
+pub struct Running(uringcast_load::client::swarm::Running);
 
-impl From<uringcast::client::swarm::Running> for Running {
-    fn from(running: uringcast::client::swarm::Running) -> Self {
+impl From<uringcast_load::client::swarm::Running> for Running {
+    fn from(running: uringcast_load::client::swarm::Running) -> Self {
         Self(running)
     }
 }
@@ -233,7 +233,7 @@ pub fn spawn_client(
     limit: Duration,
 ) -> Running {
     Running(
-        uringcast::client::swarm::spawn(base, room, role, options, flags, limit)
+        uringcast_load::client::swarm::spawn(base, room, role, options, flags, limit)
             .expect("client connects over HTTP"),
     )
 }
@@ -539,8 +539,8 @@ pub fn media_flows(
     let viewer = v.join();
     let publisher = p.join();
     for kind in [
-        uringcast::client::payload::Kind::Video,
-        uringcast::client::payload::Kind::Audio,
+        uringcast_load::client::payload::Kind::Video,
+        uringcast_load::client::payload::Kind::Audio,
     ] {
         let sent = publisher.sent(kind);
         let got = viewer.received(kind).unique();

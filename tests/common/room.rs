@@ -5,8 +5,8 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use uringcast::client::conference::{Participant, RoomEvent};
-use uringcast::client::{ClientOptions, swarm};
+use uringcast_load::client::conference::{Participant, RoomEvent};
+use uringcast_load::client::{ClientOptions, swarm};
 
 use super::{Flags, Running, ServerProc};
 

@@ -22,11 +22,11 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
 
-pub use crate::dtls::KeyType;
-use crate::sfu::recovery::{StartHold, allow_resends};
 use payload::{Kind, Trailer};
 use report::{TrackCounter, TrackSummary};
 pub use signaling::{Candidates, Setup, Signaling};
+pub use uringcast_proto::dtls::KeyType;
+use uringcast_proto::recovery::{StartHold, allow_resends};
 
 /// Why a client could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -649,7 +649,7 @@ impl Client {
         if let Some(level) = self.options.audio_level.filter(|_| !video) {
             write = write.ext_vals(str0m::rtp::ExtensionValues {
                 audio_level: Some(level),
-                voice_activity: Some(level >= crate::sfu::room_limits::VOICE_LEVEL),
+                voice_activity: Some(level >= uringcast_proto::VOICE_LEVEL),
                 ..Default::default()
             });
         }
@@ -672,14 +672,14 @@ pub(super) fn client_rtc(
 ) -> Result<(UdpSocket, SocketAddr, Rtc), ClientError> {
     let socket = UdpSocket::bind(SocketAddr::new(options.bind, 0))?;
     let local = socket.local_addr()?;
-    let cert =
-        crate::dtls::certificate(options.dtls_key).map_err(|e| ClientError::Dtls(e.to_string()))?;
+    let cert = uringcast_proto::dtls::certificate(options.dtls_key)
+        .map_err(|e| ClientError::Dtls(e.to_string()))?;
     let mut rtc = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()
         .enable_vp8(true)
         .enable_opus(true, false)
-        .set_crypto_provider(crate::dtls::crypto_provider())
+        .set_crypto_provider(uringcast_proto::dtls::crypto_provider())
         .set_dtls_cert(cert)
         .build(now);
     let candidate = Candidate::host(local, "udp").map_err(|e| ClientError::Sdp(e.to_string()))?;

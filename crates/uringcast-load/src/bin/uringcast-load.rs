@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use uringcast::config::parse_duration;
-use uringcast::load::{self, Figures, LoadConfig, report};
+use uringcast_load::load::{self, Figures, LoadConfig, report};
+use uringcast_proto::parse_duration;
 
 #[derive(Debug, Parser)]
 #[command(name = "uringcast-load", version, about = "A WHIP/WHEP load generator")]

@@ -13,11 +13,11 @@ use str0m::Rtc;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 
 use super::{Client, ClientError, ClientRole};
-use crate::sfu::{
+use uringcast_proto::stun_repair::{
     ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_USE_CANDIDATE,
     rebuild_binding_request,
 };
-use crate::wire::{SdpFrag, StunView};
+use uringcast_proto::wire::{SdpFrag, StunView};
 
 /// The media type of trickle and restart bodies.
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
