@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use uringcast::sfu::PeerAddr;
 use uringcast::shard::demux::Routes;
 use uringcast::wire;
 
@@ -44,11 +45,11 @@ fn demux(c: &mut Criterion) {
     for peers in [10u32, 1_000, 10_000] {
         let mut routes: Routes<u32> = Routes::default();
         for i in 0..peers {
-            routes.pin(addr(i), i);
+            routes.pin(addr(i).into(), i);
             routes.name(ufrag(i), i);
         }
-        let known = addr(peers / 2);
-        let unknown = SocketAddr::from(([192, 0, 2, 1], 9));
+        let known: PeerAddr = addr(peers / 2).into();
+        let unknown: PeerAddr = SocketAddr::from(([192, 0, 2, 1], 9)).into();
         let stun = binding_request(&ufrag(peers / 3));
         let junk = vec![0x17u8; 1200];
         group.bench_function(BenchmarkId::new("known_4tuple", peers), |b| {
@@ -97,10 +98,10 @@ fn shard(c: &mut Criterion) {
     }
     assert!(world.clients.iter().all(|c| c.connected), "clients connect");
     let now = world.now;
-    let unknown = RecvMeta {
-        source: SocketAddr::from(([192, 0, 2, 1], 9)),
-        destination: world.setup.candidates[0],
-    };
+    let unknown = RecvMeta::udp(
+        SocketAddr::from(([192, 0, 2, 1], 9)),
+        world.setup.candidates[0],
+    );
     let junk = vec![0x17u8; 1200];
     let stranger = binding_request(&"Q".repeat(16));
     let shard = &mut world.shards[0];

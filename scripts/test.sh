@@ -35,6 +35,8 @@ done
 # The reverse-proxy test (tests/reverse_proxy.rs) puts Debian's nginx in
 # front of the server; the test starts its own instance on loopback.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+# The ICE-TCP browser test drops UDP to the media port with iptables.
+command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     # Packages must not start services here (nginx would listen on :80).
     made_policy=

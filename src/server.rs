@@ -18,9 +18,10 @@ use crate::config::Config;
 use crate::directory::hooks::{HOOK_QUEUE, HookSink};
 use crate::directory::{Directory, Limits};
 use crate::http::{self, AppState, Lifecycle, Policy, SignalingCounters, StatsSampler, TlsReload};
+use crate::net::tcp::{Deliver, TcpEdge, TcpLimits};
 use crate::net::{self, bind_reuseport};
 use crate::sfu::{IdRng, PeerSetup};
-use crate::shard::{self, Control, Shard, ShardHandle};
+use crate::shard::{self, Control, Shard, ShardHandle, ShardMedia};
 use crate::webhook::Webhook;
 
 /// Why the server could not start.
@@ -34,6 +35,13 @@ pub enum StartError {
     #[error("setting up the {kind:?} datapath: {source}")]
     Datapath {
         kind: net::IoKind,
+        source: std::io::Error,
+    },
+    #[error(
+        "binding the ICE-TCP listener {addr} (the media port's number over TCP; --ice-tcp false turns it off): {source}"
+    )]
+    BindTcp {
+        addr: SocketAddr,
         source: std::io::Error,
     },
     #[error("binding the HTTP endpoint {addr}: {source}")]
@@ -70,6 +78,8 @@ pub struct Server {
     tls: Option<TlsReload>,
     lifecycle: Arc<Lifecycle>,
     counters: Arc<SignalingCounters>,
+    /// The ICE-TCP listener's thread (`--ice-tcp`).
+    tcp: Option<TcpEdge>,
     io_names: Arc<[&'static str]>,
     shards: Arc<[ShardHandle]>,
     shard_threads: Vec<JoinHandle<std::io::Result<()>>>,
@@ -81,21 +91,7 @@ impl Server {
     /// Binds everything and starts serving.
     pub fn start(config: &Config) -> Result<Self, StartError> {
         let shard_count = config.shard_count();
-        let mut sockets = Vec::with_capacity(shard_count);
-        let mut udp_addr = config.udp_addr;
-        for _ in 0..shard_count {
-            let socket = bind_reuseport(udp_addr, config.socket_buffer, config.socket_buffer)
-                .map_err(|source| StartError::BindUdp {
-                    addr: udp_addr,
-                    source,
-                })?;
-            // Port 0: the first bind picks the port, the rest join it.
-            udp_addr = socket.local_addr().map_err(|source| StartError::BindUdp {
-                addr: udp_addr,
-                source,
-            })?;
-            sockets.push(socket);
-        }
+        let (sockets, udp_addr, tcp_listener) = bind_media(config, shard_count)?;
         let candidates = candidates(udp_addr, &config.public_ip)?;
         let policy = Policy::from_config(config).map_err(StartError::Config)?;
         let policy = Arc::new(ArcSwap::from_pointee(policy));
@@ -115,6 +111,19 @@ impl Server {
             .map(|d| shard::channel(config.shard_queue, d.waker()))
             .unzip();
         let shards: Arc<[ShardHandle]> = handles.into();
+        let tcp = match tcp_listener {
+            Some(listener) => {
+                let limits = TcpLimits {
+                    max_connections: config.ice_tcp_max_connections,
+                    ..TcpLimits::default()
+                };
+                let edge = TcpEdge::start(listener, limits, deliver_tcp(shards.clone()))
+                    .map_err(StartError::Thread)?;
+                Some(edge)
+            }
+            None => None,
+        };
+        let tcp_outbox = tcp.as_ref().map(|t| t.outbox.clone());
         let mut directory = Directory::with_limits(Limits {
             max_sessions: config.max_sessions,
             max_pending: config.max_pending,
@@ -157,7 +166,8 @@ impl Server {
                 shards.clone(),
                 directory.clone(),
                 candidates.clone(),
-            );
+            )
+            .with_tcp(tcp_outbox.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("shard-{index}"))
                 .spawn(move || shard.run())
@@ -201,6 +211,7 @@ impl Server {
                 // OS CSPRNG, never a seeded source.
                 rng: IdRng::os(),
                 codecs,
+                ice_tcp: tcp.is_some(),
             },
             max_body: config.max_body,
             body_timeout: config.body_timeout,
@@ -212,6 +223,7 @@ impl Server {
             lifecycle: Arc::new(Lifecycle::default()),
             trusted_proxies: config.trust_proxy.clone().into(),
             metrics_per_room: config.metrics_per_room,
+            tcp_stats: tcp.as_ref().map(|t| t.stats.clone()),
         };
         let (directory, lifecycle, counters) = (
             state.directory.clone(),
@@ -251,6 +263,7 @@ impl Server {
             tls: reload_tls,
             lifecycle,
             counters,
+            tcp,
             io_names,
             shards,
             shard_threads: std::mem::take(&mut started.threads),
@@ -353,6 +366,9 @@ impl Server {
             let _ = stop.send(());
         }
         stop_shards(&self.shards, self.shard_threads.drain(..), deadline);
+        if let Some(tcp) = self.tcp.take() {
+            tcp.stop();
+        }
         if let Some(thread) = self.http_thread.take() {
             join_until(thread, deadline);
         }
@@ -409,6 +425,94 @@ fn join_until<T>(thread: JoinHandle<T>, deadline: Instant) {
     } else {
         warn!(thread = ?thread.thread().name(), "did not stop in time");
     }
+}
+
+/// Tries of a port-0 start at finding a port free for UDP and TCP alike.
+const PORT_TRIES: usize = 32;
+
+/// The media port: one UDP socket per shard in a reuseport group and, with
+/// `--ice-tcp`, a TCP listener on the same number (bound now, so a taken
+/// port fails the start before any thread runs). With port 0 the kernel
+/// picks a UDP port, which TCP may have in use: then another is tried.
+fn bind_media(
+    config: &Config,
+    shard_count: usize,
+) -> Result<
+    (
+        Vec<std::net::UdpSocket>,
+        SocketAddr,
+        Option<std::net::TcpListener>,
+    ),
+    StartError,
+> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let mut sockets = Vec::with_capacity(shard_count);
+        let mut udp_addr = config.udp_addr;
+        for _ in 0..shard_count {
+            let bind_error = |source| StartError::BindUdp {
+                addr: udp_addr,
+                source,
+            };
+            let socket = bind_reuseport(udp_addr, config.socket_buffer, config.socket_buffer)
+                .map_err(bind_error)?;
+            // Port 0: the first bind picks the port, the rest join it.
+            udp_addr = socket.local_addr().map_err(bind_error)?;
+            sockets.push(socket);
+        }
+        if !config.ice_tcp {
+            return Ok((sockets, udp_addr, None));
+        }
+        match bind_tcp(udp_addr) {
+            Ok(listener) => return Ok((sockets, udp_addr, Some(listener))),
+            Err(e)
+                if config.udp_addr.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && tries < PORT_TRIES => {}
+            Err(source) => {
+                return Err(StartError::BindTcp {
+                    addr: udp_addr,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// A TCP listener on `udp_addr` (its IP and port), for ICE-TCP.
+fn bind_tcp(udp_addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let domain = socket2::Domain::for_address(udp_addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if udp_addr.is_ipv6() && udp_addr.ip().is_unspecified() {
+        // Dual stack, as the UDP socket.
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&udp_addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// How the ICE-TCP thread hands a frame to the shards: to the shard its
+/// client's address hashes to, which routes it on as it routes a UDP
+/// datagram (by ufrag, or to the shard that pinned the address).
+fn deliver_tcp(shards: Arc<[ShardHandle]>) -> Deliver {
+    Arc::new(move |meta, data| {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(meta.source);
+        let Some(shard) = shards.get((hash % shards.len().max(1) as u64) as usize) else {
+            return false;
+        };
+        let taken = shard.try_send(ShardMedia::Tcp {
+            meta,
+            data: data.into(),
+        });
+        if taken {
+            shard.waker.wake();
+        }
+        taken
+    })
 }
 
 /// Our host candidates: the media address, unless it is a wildcard, and every

@@ -310,3 +310,59 @@ fn browser_chromium_meets_in_a_room() {
     assert!(Path::new(shot).is_file(), "{shot} was written");
     assert_eq!(result["page_errors"], serde_json::json!([]));
 }
+
+/// Chromium over ICE-TCP (tests/browser/tcp.mjs): UDP to the media port is
+/// dropped (iptables, in this test's network namespace only), and a page
+/// publishes and another watches through the TCP candidate.
+#[test]
+fn browser_chromium_falls_back_to_ice_tcp_when_udp_is_blocked() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let (chromium, node) = match prerequisites(&dir) {
+        Ok(found) => found,
+        Err(why) => panic!("the browser test cannot run: {why}"),
+    };
+    let server = ServerProc::start(&["--shards", "2"]);
+    let port = server.udp.port().to_string();
+    let block = |op: &str| {
+        let rule = ["-p", "udp", "--dport", port.as_str(), "-j", "DROP"];
+        Command::new("iptables")
+            .arg(op)
+            .arg("INPUT")
+            .args(rule)
+            .status()
+            .expect("iptables runs (scripts/test.sh installs it)")
+    };
+    assert!(
+        block("-A").success(),
+        "iptables can drop UDP here (root, in the test's own network namespace)"
+    );
+    let result = run_node(
+        &node,
+        &dir,
+        "tcp.mjs",
+        &[
+            ("SERVER", server.base.clone()),
+            ("CHROMIUM", chromium.display().to_string()),
+        ],
+    );
+    let stats = server.stats();
+    assert!(block("-D").success());
+    println!("ICE-TCP run: {result}\nstats: {}", stats["ice_tcp"]);
+    assert_eq!(result["failures"], serde_json::json!([]));
+    assert!(
+        stats["ice_tcp"]["accepted"].as_u64().unwrap_or(0) >= 2,
+        "{stats}"
+    );
+    assert!(
+        stats["ice_tcp"]["frames_in"].as_u64().unwrap_or(0) > 100,
+        "{stats}"
+    );
+    assert!(
+        stats["ice_tcp"]["frames_out"].as_u64().unwrap_or(0) > 100,
+        "{stats}"
+    );
+    let over_tcp: u64 = (stats["shards"].as_array().into_iter().flatten())
+        .map(|s| s["tcp_out"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(over_tcp > 100, "the shards sent over TCP: {stats}");
+}

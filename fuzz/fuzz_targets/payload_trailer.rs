@@ -6,7 +6,9 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use uringcast_load::client::payload::{Kind, TRAILER_LEN, Trailer, audio_payload, check, vp8_payload};
+use uringcast_load::client::payload::{
+    Kind, TRAILER_LEN, Trailer, audio_payload, check, vp8_payload,
+};
 
 #[derive(Debug, Arbitrary)]
 struct RoundTrip {

@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use uringcast::sfu::PeerAddr;
 use uringcast::shard::demux::{Route, Routes};
 
 #[derive(Debug, Arbitrary)]
@@ -24,8 +25,9 @@ enum Op {
     Lookup { addr: u8, ufrag: Vec<u8> },
 }
 
-/// A few IPv4 and IPv6 addresses and ports, so operations collide.
-fn addr(i: u8) -> SocketAddr {
+/// A few IPv4 and IPv6 addresses and ports, over UDP and over TCP (the
+/// same address on the two is two routes), so operations collide.
+fn addr(i: u8) -> PeerAddr {
     let port = 5000 + u16::from(i % 4);
     let ip = match i / 4 % 4 {
         0 => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -33,7 +35,11 @@ fn addr(i: u8) -> SocketAddr {
         2 => IpAddr::V6(Ipv6Addr::LOCALHOST),
         _ => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
     };
-    SocketAddr::new(ip, port)
+    let addr = SocketAddr::new(ip, port);
+    match i / 16 % 2 {
+        0 => PeerAddr::udp(addr),
+        _ => PeerAddr::tcp(addr),
+    }
 }
 
 fn text(ufrag: &[u8]) -> String {
@@ -42,7 +48,7 @@ fn text(ufrag: &[u8]) -> String {
 
 fuzz_target!(|ops: Vec<Op>| {
     let mut routes: Routes<u8> = Routes::default();
-    let mut by_addr: HashMap<SocketAddr, Route<u8>> = HashMap::new();
+    let mut by_addr: HashMap<PeerAddr, Route<u8>> = HashMap::new();
     let mut by_ufrag: HashMap<String, u8> = HashMap::new();
     for op in ops {
         match op {
@@ -86,7 +92,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 assert_eq!(routes.route(&addr(a)), by_addr.get(&addr(a)).copied());
             }
         }
-        for i in 0..16 {
+        for i in 0..32 {
             assert_eq!(routes.route(&addr(i)), by_addr.get(&addr(i)).copied());
         }
     }

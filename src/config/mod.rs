@@ -87,6 +87,21 @@ pub struct Config {
     #[arg(long, env = "URINGCAST_WEBHOOK_KEY", hide_env_values = true)]
     pub webhook_key: Option<String>,
 
+    /// Also take ICE over TCP (RFC 6544) on the media port's number, for
+    /// clients whose UDP is blocked: every answer then carries a passive
+    /// TCP candidate beside each UDP one.
+    #[arg(long, env = "URINGCAST_ICE_TCP", action = ArgAction::Set, default_value_t = true)]
+    pub ice_tcp: bool,
+
+    /// ICE-TCP connections open at once (16 at most from one client IP);
+    /// more are closed as they arrive.
+    #[arg(
+        long,
+        env = "URINGCAST_ICE_TCP_MAX_CONNECTIONS",
+        default_value_t = 1024
+    )]
+    pub ice_tcp_max_connections: usize,
+
     /// Address of the HTTP signaling endpoint (WHIP/WHEP, stats).
     #[arg(long, env = "URINGCAST_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,

@@ -28,6 +28,7 @@ fn peer(directory: &Directory, role: Role, room: &str) -> Peer {
         // A fresh setup per peer: a seeded source would repeat its ids.
         rng: IdRng::os(),
         codecs: crate::sfu::CodecList::default(),
+        ice_tcp: false,
     };
     let (direction, publisher) = match role {
         Role::Publisher => (Direction::SendOnly, None),

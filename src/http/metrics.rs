@@ -256,6 +256,19 @@ impl Exported {
             Family::new(out, &metric, &help, MetricType::Counter)?
                 .counter(&[], value.as_u64().unwrap_or(0))?;
         }
+        if let Some(tcp) = &self.state.tcp_stats {
+            let value = serde_json::to_value(&**tcp).unwrap_or_default();
+            for (name, value) in value.as_object().into_iter().flatten() {
+                let metric = format!("ice_tcp_{name}");
+                let help = format!("ICE-TCP: {name} (see /v1/stats, ice_tcp.{name}).");
+                let n = value.as_u64().unwrap_or(0);
+                if name == "open" {
+                    Family::new(out, &metric, &help, MetricType::Gauge)?.gauge(&[], n as f64)?;
+                } else {
+                    Family::new(out, &metric, &help, MetricType::Counter)?.counter(&[], n)?;
+                }
+            }
+        }
         if let Some(hooks) = self.state.directory.hook_stats() {
             let mut family = Family::new(
                 out,

@@ -190,6 +190,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// `--metrics-per-room`.
     pub metrics_per_room: bool,
+    /// The ICE-TCP listener's counters (`--ice-tcp`).
+    pub tcp_stats: Option<Arc<crate::net::tcp::TcpStats>>,
 }
 
 impl AppState {

@@ -14,7 +14,6 @@
 //! by its shard, over the command queue with a reply channel.
 
 use std::fmt::Write;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -124,7 +123,8 @@ async fn handle(
             counters.add(&counters.candidates_added, added as u64);
             counters.add(&counters.candidates_skipped, skipped as u64);
             tracing::info!(session = ?id, "ICE restart");
-            let body = restart_answer(&ufrag, &pwd, &media, &state.setup.candidates);
+            let candidates = state.setup.local_candidates().unwrap_or_default();
+            let body = restart_answer(&ufrag, &pwd, &media, &candidates);
             let mut response = (StatusCode::OK, body).into_response();
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDPFRAG));
@@ -213,7 +213,7 @@ pub fn restart_answer(
     ufrag: &str,
     pwd: &str,
     media: &[(MediaKind, Mid)],
-    candidates: &[SocketAddr],
+    candidates: &[Candidate],
 ) -> String {
     let mut out = String::from("a=ice-lite\r\n");
     if !media.is_empty() {
@@ -228,10 +228,8 @@ pub fn restart_answer(
         let _ = write!(out, "m={kind} 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{mid}\r\n");
     }
     let _ = write!(out, "a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n");
-    for addr in candidates {
-        if let Ok(candidate) = Candidate::host(*addr, "udp") {
-            let _ = write!(out, "a={}\r\n", candidate.to_sdp_string());
-        }
+    for candidate in candidates {
+        let _ = write!(out, "a={}\r\n", candidate.to_sdp_string());
     }
     out.push_str("a=end-of-candidates\r\n");
     out
@@ -251,7 +249,19 @@ mod tests {
             "ABCDEFGHabcdefgh",
             "0123456789abcdef0123456789abcdef",
             &media,
-            &["127.0.0.1:5004".parse().unwrap()],
+            &[
+                Candidate::host("127.0.0.1:5004".parse().unwrap(), "udp").unwrap(),
+                Candidate::builder()
+                    .tcp()
+                    .host("127.0.0.1:5004".parse().unwrap())
+                    .tcptype(str0m::net::TcpType::Passive)
+                    .build()
+                    .unwrap(),
+            ],
+        );
+        assert!(
+            text.contains(" tcp ") && text.contains("tcptype passive"),
+            "{text}"
         );
         assert!(text.starts_with(
             "a=ice-lite\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
@@ -260,8 +270,10 @@ mod tests {
         let creds = frag.credentials().unwrap();
         assert_eq!(creds.ufrag, "ABCDEFGHabcdefgh");
         assert_eq!(creds.pwd, "0123456789abcdef0123456789abcdef");
+        // The UDP candidate, then the passive TCP one, on the same port.
         let candidates: Vec<_> = frag.candidates().collect();
-        assert_eq!(candidates.len(), 1);
+        assert_eq!(candidates.len(), 2);
+        assert!(candidates[1].transport.eq_ignore_ascii_case("tcp"));
         assert_eq!(
             candidates[0].socket_addr(),
             Some("127.0.0.1:5004".parse().unwrap())

@@ -120,6 +120,9 @@ pub(super) struct StatsOut {
     /// Webhook deliveries (`sent`, `failed`, `dropped`), with `--webhook-url`.
     #[serde(skip_serializing_if = "Option::is_none")]
     webhooks: Option<serde_json::Value>,
+    /// ICE-TCP connections and frames, with `--ice-tcp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ice_tcp: Option<serde_json::Value>,
 }
 
 pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
@@ -163,5 +166,6 @@ pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
         signaling: serde_json::to_value(&*state.counters).unwrap_or_default(),
         webhooks: (state.directory.hook_stats())
             .map(|h| serde_json::to_value(&*h).unwrap_or_default()),
+        ice_tcp: (state.tcp_stats.as_ref()).map(|t| serde_json::to_value(&**t).unwrap_or_default()),
     })
 }

@@ -233,13 +233,7 @@ impl MmsgDatapath {
                 let payload = &rx.bufs[i][..(h.msg_len as usize).min(MAX_DATAGRAM)];
                 self.stats.recv_datagrams += 1;
                 self.stats.recv_bytes += payload.len() as u64;
-                on_recv(
-                    RecvMeta {
-                        source,
-                        destination,
-                    },
-                    payload,
-                );
+                on_recv(RecvMeta::udp(source, destination), payload);
             }
             if n < BATCH {
                 return;

@@ -24,10 +24,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use str0m::net::Protocol;
+
 mod mmsg;
 mod sockaddr;
 mod socket;
 mod sys;
+pub mod tcp;
 mod uring;
 mod waker;
 
@@ -62,6 +65,29 @@ pub struct RecvMeta {
     /// The local address it was sent to (from IP_PKTINFO / IPV6_PKTINFO when the
     /// socket is bound to a wildcard address; else the bound address).
     pub destination: SocketAddr,
+    /// UDP (the datapaths), or TCP (one RFC 4571 frame of an ICE-TCP
+    /// connection, from [`tcp`]).
+    pub proto: Protocol,
+}
+
+impl RecvMeta {
+    /// A datagram of the UDP socket.
+    pub fn udp(source: SocketAddr, destination: SocketAddr) -> Self {
+        Self {
+            source,
+            destination,
+            proto: Protocol::Udp,
+        }
+    }
+
+    /// A frame of the ICE-TCP connection from `source` to `destination`.
+    pub fn tcp(source: SocketAddr, destination: SocketAddr) -> Self {
+        Self {
+            source,
+            destination,
+            proto: Protocol::Tcp,
+        }
+    }
 }
 
 /// Counters a backend keeps; read by `/v1/stats`.
@@ -144,7 +170,12 @@ pub fn open(kind: IoKind, socket: std::net::UdpSocket) -> io::Result<Box<dyn Dat
                     Ok(Box::new(dp))
                 }
                 Err(e) => {
-                    tracing::info!(error = %e, "io_uring unavailable, falling back to mmsg");
+                    // Container runtimes' default seccomp profiles (Docker's,
+                    // containerd's) block io_uring_setup: say so plainly.
+                    tracing::warn!(
+                        error = %e,
+                        "io_uring unavailable (blocked by a seccomp profile or disabled by the kernel?): falling back to recvmmsg/sendmmsg"
+                    );
                     let dp = mmsg::MmsgDatapath::new(spare)?;
                     tracing::info!(?local, "datapath: recvmmsg/sendmmsg + epoll (auto)");
                     Ok(Box::new(dp))

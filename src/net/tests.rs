@@ -145,13 +145,7 @@ fn receives_intact(variant: Variant) {
     check_all_indices(got.iter().map(|(_, d)| &d[..]));
     let from = sender.local_addr().expect("sender addr");
     for (meta, _) in &got {
-        assert_eq!(
-            *meta,
-            RecvMeta {
-                source: from,
-                destination: local
-            }
-        );
+        assert_eq!(*meta, RecvMeta::udp(from, local));
     }
     let stats = dp.stats();
     assert_eq!(stats.recv_datagrams, COUNT as u64);
@@ -263,14 +257,8 @@ fn dual_stack(variant: Variant) {
     let got6 = collect(&mut *dp, 1);
     assert_eq!(got.len() + got6.len(), 2);
     // IPv4 peers show as plain IPv4 on a dual-stack socket.
-    let v4 = RecvMeta {
-        source: s4.local_addr().expect("a"),
-        destination: local4,
-    };
-    let v6 = RecvMeta {
-        source: s6.local_addr().expect("a"),
-        destination: local6,
-    };
+    let v4 = RecvMeta::udp(s4.local_addr().expect("a"), local4);
+    let v6 = RecvMeta::udp(s6.local_addr().expect("a"), local6);
     assert_eq!((got[0].0, &got[0].1[..]), (v4, &b"four"[..]));
     assert_eq!((got6[0].0, &got6[0].1[..]), (v6, &b"six"[..]));
     // Replies to both families leave the one AF_INET6 socket.

@@ -478,13 +478,7 @@ fn deliver(
     let payload = msg.payload_data();
     stats.recv_datagrams += 1;
     stats.recv_bytes += payload.len() as u64;
-    on_recv(
-        RecvMeta {
-            source,
-            destination,
-        },
-        payload,
-    );
+    on_recv(RecvMeta::udp(source, destination), payload);
 }
 
 impl Datapath for UringDatapath {

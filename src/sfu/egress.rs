@@ -29,11 +29,11 @@
 //! interval (RFC 7675: 4–6 s), so the first check from a rebound address
 //! usually takes over at once.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::net::Transmit;
 
+use super::PeerAddr;
 use super::stun_repair::ATTR_USE_CANDIDATE;
 use crate::wire::{PacketClass, StunView, classify};
 
@@ -49,11 +49,11 @@ pub(super) const SILENT_PATH: Duration = Duration::from_secs(4);
 /// str0m's choice.
 #[derive(Debug, Default)]
 pub(super) struct Egress {
-    to: Option<SocketAddr>,
+    to: Option<PeerAddr>,
     recent: [[u8; 12]; RECENT],
     next: usize,
     /// The last address heard from, and when.
-    latest: Option<(SocketAddr, Instant)>,
+    latest: Option<(PeerAddr, Instant)>,
     /// The last time an address other than `latest`'s was heard from.
     latest_other: Option<Instant>,
     /// The client nominated (USE-CANDIDATE) in the current ICE session.
@@ -71,7 +71,7 @@ impl Egress {
     }
 
     /// An authenticated check from `source` (see the module doc).
-    fn heard(&mut self, now: Instant, source: SocketAddr) {
+    fn heard(&mut self, now: Instant, source: PeerAddr) {
         match self.latest {
             Some((addr, _)) if addr == source => {}
             Some((_, at)) => self.latest_other = Some(at),
@@ -86,7 +86,13 @@ impl Egress {
     /// go there, it is no replay, and every other address the peer was
     /// heard from has been silent for [`SILENT_PATH`] (a peer never heard
     /// from elsewhere has no path to take over).
-    pub(super) fn takes_over(&self, now: Instant, source: SocketAddr, request: &[u8]) -> bool {
+    pub(super) fn takes_over(
+        &self,
+        now: Instant,
+        source: impl Into<PeerAddr>,
+        request: &[u8],
+    ) -> bool {
+        let source = source.into();
         if !self.nominated || self.to == Some(source) {
             return false;
         }
@@ -112,9 +118,10 @@ impl Egress {
     pub(super) fn on_authenticated(
         &mut self,
         now: Instant,
-        source: SocketAddr,
+        source: impl Into<PeerAddr>,
         request: &[u8],
     ) -> bool {
+        let source = source.into();
         let Ok(stun) = StunView::parse(request) else {
             return false;
         };
@@ -141,20 +148,23 @@ impl Egress {
         }
     }
 
-    /// Points `t` at the followed address, unless it is STUN (a response
-    /// goes where its request came from).
+    /// Points `t` at the followed address (over UDP or ICE-TCP), unless it
+    /// is STUN (a response goes where its request came from).
     pub(super) fn redirect(&self, t: &mut Transmit) {
         if let Some(to) = self.to
-            && t.destination != to
+            && PeerAddr::of(t) != to
             && classify(&t.contents) != PacketClass::Stun
         {
-            t.destination = to;
+            t.destination = to.addr;
+            t.proto = to.proto;
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use str0m::net::Protocol;
 
     use super::*;

@@ -278,3 +278,76 @@ mod tests {
         assert_ne!(TrackId::new(1, 1), TrackId::new(1, 2));
     }
 }
+
+/// A client's address as one of its transports sees it: a UDP address, or
+/// the far end of an ICE-TCP connection (RFC 6544). The two port spaces are
+/// apart, so routes and the media's destination name both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerAddr {
+    pub proto: str0m::net::Protocol,
+    pub addr: std::net::SocketAddr,
+}
+
+impl PeerAddr {
+    pub fn udp(addr: std::net::SocketAddr) -> Self {
+        Self {
+            proto: str0m::net::Protocol::Udp,
+            addr,
+        }
+    }
+
+    pub fn tcp(addr: std::net::SocketAddr) -> Self {
+        Self {
+            proto: str0m::net::Protocol::Tcp,
+            addr,
+        }
+    }
+
+    /// Where transmit `t` goes.
+    pub fn of(t: &str0m::net::Transmit) -> Self {
+        Self {
+            proto: t.proto,
+            addr: t.destination,
+        }
+    }
+}
+
+impl PeerAddr {
+    fn rank(&self) -> (u8, std::net::SocketAddr) {
+        let proto = match self.proto {
+            str0m::net::Protocol::Udp => 0,
+            str0m::net::Protocol::Tcp => 1,
+            str0m::net::Protocol::SslTcp => 2,
+            str0m::net::Protocol::Tls => 3,
+        };
+        (proto, self.addr)
+    }
+}
+
+impl PartialOrd for PeerAddr {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// UDP first, then by address: a stable order for listings.
+impl Ord for PeerAddr {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+impl From<std::net::SocketAddr> for PeerAddr {
+    fn from(addr: std::net::SocketAddr) -> Self {
+        Self::udp(addr)
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.proto {
+            str0m::net::Protocol::Udp => write!(f, "{}", self.addr),
+            other => write!(f, "{other}:{}", self.addr),
+        }
+    }
+}

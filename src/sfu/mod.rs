@@ -40,7 +40,7 @@ mod trickle;
 
 pub use bitrate::BitrateLimit;
 pub use codecs::{CodecList, CodecListError};
-pub use ids::{Feed, IdRng, Role, SessionId, Source, TrackId, UFRAG_LEN};
+pub use ids::{Feed, IdRng, PeerAddr, Role, SessionId, Source, TrackId, UFRAG_LEN};
 pub use keyframe::KeyframeThrottle;
 pub use offer::{
     OfferError, PeerSetup, accept_offer, accept_publish, accept_watch_tracks, new_subscriber, scrub,

@@ -12,6 +12,7 @@ use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::PayloadParams;
 use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::TcpType;
 use str0m::{Candidate, IceCreds, Rtc};
 
 use super::keyframe::KeyframeThrottle;
@@ -52,6 +53,38 @@ pub struct PeerSetup {
     pub rng: IdRng,
     /// The codecs sessions may negotiate (`--audio-codecs`, `--video-codecs`).
     pub codecs: CodecList,
+    /// Also offer ICE-TCP (RFC 6544): a passive TCP host candidate on the
+    /// media port beside each UDP one (`--ice-tcp`).
+    pub ice_tcp: bool,
+}
+
+impl PeerSetup {
+    /// Our ICE candidates, as every answer, offer and ICE restart gives
+    /// them: a UDP host candidate per address, then (with ICE-TCP) a
+    /// passive TCP one per address. UDP first: adding TCP leaves the UDP
+    /// candidates' priorities as they were, and TCP's are lower.
+    pub fn local_candidates(&self) -> Result<Vec<Candidate>, OfferError> {
+        let mut out = Vec::with_capacity(self.candidates.len() * 2);
+        for addr in &self.candidates {
+            let candidate = Candidate::host(*addr, "udp")
+                .map_err(|e| OfferError::Unacceptable(format!("server candidate {addr}: {e}")))?;
+            out.push(candidate);
+        }
+        if self.ice_tcp {
+            for addr in &self.candidates {
+                let candidate = Candidate::builder()
+                    .tcp()
+                    .host(*addr)
+                    .tcptype(TcpType::Passive)
+                    .build()
+                    .map_err(|e| {
+                        OfferError::Unacceptable(format!("server TCP candidate {addr}: {e}"))
+                    })?;
+                out.push(candidate);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Why an offer was refused; the HTTP layer maps these to 400 and 422.
@@ -278,9 +311,7 @@ pub(super) fn new_rtc(setup: &PeerSetup, now: Instant) -> Result<(Rtc, IceCreds)
         config = config.set_dtls_cert(cert.clone());
     }
     let mut rtc = config.build(now);
-    for addr in &setup.candidates {
-        let candidate = Candidate::host(*addr, "udp")
-            .map_err(|e| OfferError::Unacceptable(format!("server candidate {addr}: {e}")))?;
+    for candidate in setup.local_candidates()? {
         rtc.add_local_candidate(candidate);
     }
     Ok((rtc, local_ice))

@@ -188,7 +188,15 @@ impl Run {
                 Hop::ToServer(from) => self.server_receive(from, &data),
                 Hop::ToClient(to) => {
                     let viewer = self.world.viewers[0].0.addr;
-                    if to != viewer || !self.viewer_hold.hold(now, self.world.server, to, &data) {
+                    if to != viewer
+                        || !self.viewer_hold.hold(
+                            now,
+                            str0m::net::Protocol::Udp,
+                            self.world.server,
+                            to,
+                            &data,
+                        )
+                    {
                         self.client_receive(to, &data, &mut sent);
                     }
                 }

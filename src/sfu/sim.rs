@@ -74,6 +74,7 @@ pub fn setup_seeded(seed: u64) -> PeerSetup {
         crypto: crate::dtls::crypto_provider(),
         rng: IdRng::insecure_seeded(seed),
         codecs: super::CodecList::default(),
+        ice_tcp: false,
     }
 }
 

@@ -4,7 +4,8 @@
 //! measure these exact lookups.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+
+use crate::sfu::PeerAddr;
 
 /// Where datagrams from one remote address go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +19,7 @@ pub enum Route<K> {
 /// The tables.
 #[derive(Debug)]
 pub struct Routes<K> {
-    by_addr: HashMap<SocketAddr, Route<K>>,
+    by_addr: HashMap<PeerAddr, Route<K>>,
     by_ufrag: HashMap<String, K>,
 }
 
@@ -33,31 +34,31 @@ impl<K> Default for Routes<K> {
 
 impl<K: Copy + PartialEq> Routes<K> {
     /// Where datagrams from `addr` go, if known (the per-datagram lookup).
-    pub fn route(&self, addr: &SocketAddr) -> Option<Route<K>> {
+    pub fn route(&self, addr: &PeerAddr) -> Option<Route<K>> {
         self.by_addr.get(addr).copied()
     }
 
     /// `addr` belongs to local peer `key` (its STUN authenticated here).
-    pub fn pin(&mut self, addr: SocketAddr, key: K) {
+    pub fn pin(&mut self, addr: PeerAddr, key: K) {
         self.by_addr.insert(addr, Route::Local(key));
     }
 
     /// `addr` belongs to a peer on shard `owner`, unless a local peer has it.
-    pub fn route_to_shard(&mut self, addr: SocketAddr, owner: usize) {
+    pub fn route_to_shard(&mut self, addr: PeerAddr, owner: usize) {
         if !matches!(self.by_addr.get(&addr), Some(Route::Local(_))) {
             self.by_addr.insert(addr, Route::Remote(owner));
         }
     }
 
     /// Forgets a route to shard `owner` (its peer ended); a newer route stays.
-    pub fn unroute(&mut self, addr: &SocketAddr, owner: usize) {
+    pub fn unroute(&mut self, addr: &PeerAddr, owner: usize) {
         if self.by_addr.get(addr) == Some(&Route::Remote(owner)) {
             self.by_addr.remove(addr);
         }
     }
 
     /// Forgets `addr` whatever it routed to.
-    pub fn forget(&mut self, addr: &SocketAddr) {
+    pub fn forget(&mut self, addr: &PeerAddr) {
         self.by_addr.remove(addr);
     }
 
@@ -73,7 +74,7 @@ impl<K: Copy + PartialEq> Routes<K> {
     }
 
     /// Every address route (for consistency checks; not a hot path).
-    pub fn addrs(&self) -> impl Iterator<Item = (&SocketAddr, &Route<K>)> {
+    pub fn addrs(&self) -> impl Iterator<Item = (&PeerAddr, &Route<K>)> {
         self.by_addr.iter()
     }
 
@@ -96,7 +97,7 @@ mod tests {
 
     #[test]
     fn local_routes_win_over_remote_and_unroute_names_its_owner() {
-        let addr: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let addr = PeerAddr::udp("127.0.0.1:1000".parse().unwrap());
         let mut routes: Routes<u32> = Routes::default();
         routes.route_to_shard(addr, 1);
         assert_eq!(routes.route(&addr), Some(Route::Remote(1)));

@@ -21,7 +21,7 @@ use crate::directory::{Claim, Directory};
 use crate::net::RecvMeta;
 use crate::sfu::{
     CloseReason, Feed, FeedSource, Forwarded, IcePatch, Outputs, PatchError, PatchOutcome, Peer,
-    PeerEvent, SessionId, TrackId,
+    PeerAddr, PeerEvent, SessionId, TrackId,
 };
 use crate::wire;
 
@@ -39,7 +39,7 @@ pub(super) struct Slot {
     pub(super) generation: u32,
     /// Authenticated addresses routed to this peer, oldest first, at most
     /// [`MAX_PEER_ADDRS`].
-    pub(super) addrs: Vec<SocketAddr>,
+    pub(super) addrs: Vec<PeerAddr>,
     /// The deadline of this peer's entry in the timer heap.
     pub(super) scheduled: Option<Instant>,
 }
@@ -54,7 +54,7 @@ pub(super) struct Core {
     /// shard): each is told to forget it when its last peer here ends. Per
     /// address, not per peer, since the same address can reach several
     /// shards (a client sending to two of our IPs) and outlive its peer.
-    pub(super) told: HashMap<SocketAddr, u64>,
+    pub(super) told: HashMap<PeerAddr, u64>,
     pub(super) by_session: HashMap<SessionId, PeerKey>,
     pub(super) router: crate::sfu::Router<PeerKey>,
     pub(super) timers: BinaryHeap<Reverse<(Instant, PeerKey)>>,
@@ -72,6 +72,9 @@ pub(super) struct Core {
     /// Shards queued to since the last flush (a bit each), to be woken.
     pub(super) to_wake: u64,
     pub(super) stats: Arc<ShardStats>,
+    /// Where transmits to ICE-TCP peers go (`None`: no ICE-TCP; they are
+    /// dropped and counted).
+    pub(super) tcp: Option<crate::net::tcp::TcpOutbox>,
 }
 
 impl Core {
@@ -101,6 +104,7 @@ impl Core {
             unflushed_packets: 0,
             to_wake: 0,
             stats,
+            tcp: None,
         }
     }
 
@@ -158,7 +162,11 @@ impl Core {
         }
         // Only binding requests pass this (a two-byte compare for media).
         let stun_ufrag = wire::binding_request_local_ufrag(data);
-        match self.routes.route(&meta.source) {
+        let source = PeerAddr {
+            proto: meta.proto,
+            addr: meta.source,
+        };
+        match self.routes.route(&source) {
             // A binding request for another ufrag from a pinned 4-tuple is a
             // new session reusing the client's port: route it by its ufrag.
             Some(Route::Local(key)) if stun_ufrag.is_none_or(|u| self.ufrag_is(key, u)) => {
@@ -180,7 +188,7 @@ impl Core {
                 self.send_control(
                     from,
                     ShardControl::Unroute {
-                        addr: meta.source,
+                        addr: source,
                         owner: self.index,
                     },
                 );
@@ -255,12 +263,16 @@ impl Core {
     ) {
         let destination = self.local_address(meta.destination);
         let mut out = std::mem::take(&mut self.out);
-        let authenticated = peer.handle_receive(now, meta.source, destination, data, &mut out);
+        let source = PeerAddr {
+            proto: meta.proto,
+            addr: meta.source,
+        };
+        let authenticated = peer.handle_receive(now, source, destination, data, &mut out);
         self.out = out;
         if authenticated && peer.closed().is_none() {
             ShardStats::add(&self.stats.to_peer, 1);
             let key = self.place(now, peer);
-            self.pin(key, meta.source, from);
+            self.pin(key, source, from);
             // Anything the first receive asked of us (rarely: nothing).
             let events = std::mem::take(&mut self.out.events);
             for event in events {
@@ -371,10 +383,14 @@ impl Core {
     ) {
         ShardStats::add(&self.stats.to_peer, 1);
         let destination = self.local_address(meta.destination);
+        let source = PeerAddr {
+            proto: meta.proto,
+            addr: meta.source,
+        };
         let dropped_before = self.out.dropped;
         let mut authenticated = false;
         self.call(key, now, |peer, out| {
-            authenticated = peer.handle_receive(now, meta.source, destination, data, out);
+            authenticated = peer.handle_receive(now, source, destination, data, out);
         });
         ShardStats::add(
             &self.stats.drop_invalid,
@@ -382,7 +398,7 @@ impl Core {
         );
         self.out.dropped = dropped_before;
         if authenticated {
-            self.pin(key, meta.source, from);
+            self.pin(key, source, from);
         }
     }
 
@@ -391,7 +407,7 @@ impl Core {
     /// route straight here (on the control lane, which never drops it) —
     /// again on every consent check it hands over, so a route undone since
     /// (a racing `Unroute`) heals within seconds.
-    fn pin(&mut self, key: PeerKey, addr: SocketAddr, from: Option<usize>) {
+    fn pin(&mut self, key: PeerKey, addr: PeerAddr, from: Option<usize>) {
         let Some(slot) = self.slot_mut(key) else {
             return;
         };
@@ -426,6 +442,7 @@ impl Core {
             ShardMedia::Datagram { meta, data, from } => {
                 self.on_datagram(now, meta, &data, Some(from))
             }
+            ShardMedia::Tcp { meta, data } => self.on_datagram(now, meta, &data, None),
         }
     }
 
@@ -615,7 +632,7 @@ impl Core {
     /// route it here, unless another local peer has authenticated from
     /// `addr` since (a new session reusing the client's port): then the
     /// address, and those shards' routes, are that peer's.
-    fn forget_addr(&mut self, key: PeerKey, addr: SocketAddr) {
+    fn forget_addr(&mut self, key: PeerKey, addr: PeerAddr) {
         if self.routes.route(&addr) != Some(Route::Local(key)) {
             return;
         }

@@ -2,13 +2,12 @@
 //! unit tests and the `demux` fuzz target assert after every step. Not on
 //! any hot path (it walks every table).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::ShardState;
 use super::demux::Route;
 use super::engine::{Core, MAX_PEER_ADDRS, PeerKey};
-use crate::sfu::SessionId;
+use crate::sfu::{PeerAddr, SessionId};
 
 /// What a shard holds, in a stable order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,9 +17,9 @@ pub struct Tables {
     /// Their current ICE ufrags.
     pub ufrags: Vec<(SessionId, String)>,
     /// Remote addresses pinned to a local session (their STUN authenticated).
-    pub pinned: Vec<(SocketAddr, SessionId)>,
+    pub pinned: Vec<(PeerAddr, SessionId)>,
     /// Remote addresses whose datagrams are handed to another shard.
-    pub routed: Vec<(SocketAddr, usize)>,
+    pub routed: Vec<(PeerAddr, usize)>,
     /// Entries in the timer heap, live or stale.
     pub timers: usize,
     /// Rooms with a member on this shard.

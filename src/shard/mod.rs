@@ -28,6 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::net::Protocol;
 use tracing::info;
 
 pub use inspect::{Tables, TablesError};
@@ -62,6 +63,14 @@ impl Shard {
             datapath,
             state: ShardState::new(index, inbox, shards, directory, candidates),
         }
+    }
+
+    /// Sends ICE-TCP peers' transmits to `outbox`.
+    pub fn with_tcp(mut self, outbox: Option<crate::net::tcp::TcpOutbox>) -> Self {
+        if let Some(outbox) = outbox {
+            self.state.set_tcp_outbox(outbox);
+        }
+        self
     }
 
     /// Runs until [`Control::Shutdown`]; returns the datapath error that
@@ -152,6 +161,11 @@ impl ShardState {
         true
     }
 
+    /// Sends ICE-TCP peers' transmits to `outbox` (the ICE-TCP thread).
+    pub fn set_tcp_outbox(&mut self, outbox: crate::net::tcp::TcpOutbox) {
+        self.core.tcp = Some(outbox);
+    }
+
     /// The earliest timer, if any peer has one.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.core.next_deadline()
@@ -163,7 +177,19 @@ impl ShardState {
         let core = &mut self.core;
         core.flush_viewers(now);
         for t in core.out.transmits.drain(..) {
-            send(t.destination, &t.contents);
+            if t.proto == Protocol::Udp {
+                send(t.destination, &t.contents);
+                continue;
+            }
+            // An ICE-TCP peer: framed onto its connection by the ICE-TCP thread.
+            let queued =
+                (core.tcp.as_ref()).is_some_and(|tcp| tcp.send(t.destination, t.contents.into()));
+            let counter = if queued {
+                &core.stats.tcp_out
+            } else {
+                &core.stats.drop_tcp
+            };
+            ShardStats::add(counter, 1);
         }
         for shard in engine::shards_in(std::mem::take(&mut core.to_wake)) {
             if let Some(handle) = core.shards.get(shard) {

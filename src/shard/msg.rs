@@ -26,7 +26,6 @@
 //! Signaling to shard: [`Control`] commands on their own bounded queue,
 //! refused when full (signaling answers "busy" or lets the timeout reap).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
@@ -35,8 +34,8 @@ use str0m::media::KeyframeRequestKind;
 use super::stats::ShardStats;
 use crate::net::{RecvMeta, Waker};
 use crate::sfu::{
-    AnswerError, Forwarded, IcePatch, OfferError, PatchError, PatchOutcome, PublishedMedia,
-    PublishedTrack, SessionId, Source, TrackId,
+    AnswerError, Forwarded, IcePatch, OfferError, PatchError, PatchOutcome, PeerAddr,
+    PublishedMedia, PublishedTrack, SessionId, Source, TrackId,
 };
 
 /// Shard to shard, media lane: may be dropped (and counted) when full.
@@ -50,6 +49,9 @@ pub enum ShardMedia {
         data: Box<[u8]>,
         from: usize,
     },
+    /// A frame of an ICE-TCP connection (`meta.proto` is TCP), from the
+    /// ICE-TCP thread: taken as if this shard's socket had received it.
+    Tcp { meta: RecvMeta, data: Box<[u8]> },
 }
 
 /// Shard to shard, control lane: never dropped while the receiver runs.
@@ -63,9 +65,9 @@ pub enum ShardControl {
     },
     /// Datagrams from `addr` belong to a peer on shard `owner` (authenticated
     /// there); the receiving shard routes them straight to it.
-    Route { addr: SocketAddr, owner: usize },
+    Route { addr: PeerAddr, owner: usize },
     /// Forget the route for `addr` to shard `owner` (its peer is gone).
-    Unroute { addr: SocketAddr, owner: usize },
+    Unroute { addr: PeerAddr, owner: usize },
 }
 
 /// Signaling to shard.

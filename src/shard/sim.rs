@@ -274,14 +274,7 @@ impl ShardWorld {
     pub fn deliver(&mut self, shard: usize, source: SocketAddr, data: &[u8]) {
         let destination = candidate(&self.setup, source);
         self.injected += 1;
-        self.shards[shard].handle_datagram(
-            self.now,
-            RecvMeta {
-                source,
-                destination,
-            },
-            data,
-        );
+        self.shards[shard].handle_datagram(self.now, RecvMeta::udp(source, destination), data);
     }
 
     /// Sends `client`'s last datagram of kind `kind` again from `source`
@@ -450,7 +443,7 @@ impl ShardWorld {
             if let Some((addr, id)) = t
                 .pinned
                 .iter()
-                .find(|(a, _)| !self.stun_sources.contains(a))
+                .find(|(a, _)| !self.stun_sources.contains(&a.addr))
             {
                 return Err(format!(
                     "shard {index} pinned {addr} to {id:?} without a valid binding request from it"

@@ -91,6 +91,11 @@ counters! {
     drop_bitrate_in,
     /// Dropped: a viewer's video packet over `--max-bitrate-out`.
     drop_bitrate_out,
+    /// Transmits to ICE-TCP peers handed to the ICE-TCP thread.
+    tcp_out,
+    /// Dropped: a transmit to an ICE-TCP peer the ICE-TCP thread could not
+    /// take (its queue full, or ICE-TCP off).
+    drop_tcp,
     /// Peers closed because a call into str0m panicked.
     peer_panics,
     /// Times a session's media moved to another address of its client (a

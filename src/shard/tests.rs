@@ -12,6 +12,11 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// `addr(port)` over UDP, as the shard's tables name it.
+fn peer(port: u16) -> crate::sfu::PeerAddr {
+    addr(port).into()
+}
+
 fn world(shards: usize) -> ShardWorld {
     ShardWorld::new(shards, Limits::default(), crate::sfu::sim::setup())
 }
@@ -71,12 +76,12 @@ fn a_new_session_on_a_reused_port_keeps_its_route_when_the_old_one_ends() {
     let new = w.post("b", Role::Publisher, addr(4000)).unwrap();
     connect(&mut w);
     let new_id = w.clients[new].session;
-    assert_eq!(check(&w)[0].pinned, vec![(addr(4000), new_id)]);
+    assert_eq!(check(&w)[0].pinned, vec![(peer(4000), new_id)]);
     assert!(w.delete(old), "the old session still existed");
     w.run();
     assert_eq!(
         check(&w)[0].pinned,
-        vec![(addr(4000), new_id)],
+        vec![(peer(4000), new_id)],
         "the old session's end must not take the new one's address"
     );
     let received = w.shards[0].stats().rtp_in;
@@ -102,8 +107,8 @@ fn a_rebound_client_is_handed_off_and_its_route_is_withdrawn_at_the_end() {
     w.advance(Duration::from_secs(3));
     let id = w.clients[publisher].session;
     let tables = check(&w);
-    assert!(tables[0].pinned.contains(&(addr(4001), id)));
-    assert_eq!(tables[1].routed, vec![(addr(4001), 0)]);
+    assert!(tables[0].pinned.contains(&(peer(4001), id)));
+    assert_eq!(tables[1].routed, vec![(peer(4001), 0)]);
     let before = w.shards[0].stats().rtp_in;
     for _ in 0..10 {
         w.publish(publisher, 200);
@@ -197,8 +202,8 @@ fn a_rebound_viewer_gets_media_at_its_new_address_within_a_consent_check() {
     assert!(got >= 19, "{got} of 20 packets reached the rebound viewer");
     let id = w.clients[viewer].session;
     let tables = check(&w);
-    assert!(tables[1].pinned.contains(&(addr(4002), id)));
-    assert_eq!(tables[0].routed, vec![(addr(4002), 1)]);
+    assert!(tables[1].pinned.contains(&(peer(4002), id)));
+    assert_eq!(tables[0].routed, vec![(peer(4002), 1)]);
 }
 
 /// A client that nominates once (Firefox's regular nomination) sends no
@@ -245,7 +250,7 @@ fn a_rebound_viewer_that_nominated_once_gets_media_again_and_stays() {
     let id = w.clients[viewer].session;
     let tables = check(&w);
     assert!(tables[1].sessions.contains(&id), "{tables:?}");
-    assert!(tables[1].pinned.contains(&(addr(4002), id)));
+    assert!(tables[1].pinned.contains(&(peer(4002), id)));
     let takeovers: u64 = w.shards.iter().map(|s| s.stats().path_takeovers).sum();
     assert_eq!(takeovers, 1);
 }
@@ -290,7 +295,7 @@ fn an_address_that_reached_two_shards_is_unrouted_on_both_when_its_session_ends(
     // which tells shard 0 to route the address there.
     w.replay(publisher, 0, addr(4001), Some(0), None);
     w.run();
-    assert_eq!(check(&w)[0].routed, vec![(addr(4001), 1)]);
+    assert_eq!(check(&w)[0].routed, vec![(peer(4001), 1)]);
     assert!(w.delete(publisher));
     w.run();
     let tables = check(&w);
@@ -345,7 +350,7 @@ fn control_messages_pass_media_lanes_that_are_full() {
         w.clients[publisher].keyframe_requests > keyframes,
         "the viewer's keyframe request reached the publisher"
     );
-    assert_eq!(check(&w)[1].routed, vec![(addr(4000), 0)]);
+    assert_eq!(check(&w)[1].routed, vec![(peer(4000), 0)]);
     // The route is used: the publisher's media reaching shard 1 is handed
     // straight to shard 0 instead of being dropped as unknown.
     let handed = s[1].handed_off;

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use str0m::Rtc;
 use str0m::media::Mid;
+use str0m::net::Protocol;
 
 use crate::wire::{PacketClass, RtpHeader, classify};
 
@@ -52,6 +53,7 @@ const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
 /// A datagram held back, with the addresses it arrived with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
+    pub proto: Protocol,
     pub source: SocketAddr,
     pub destination: SocketAddr,
     pub data: Vec<u8>,
@@ -113,6 +115,7 @@ impl StartHold {
     pub fn hold(
         &mut self,
         now: Instant,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         data: &[u8],
@@ -127,6 +130,7 @@ impl StartHold {
             return false;
         }
         let held = Held {
+            proto,
             source,
             destination,
             data: data.to_vec(),
@@ -228,7 +232,7 @@ mod tests {
         let t0 = Instant::now();
         for (i, seq) in [65535u16, 1, 65534, 0].into_iter().enumerate() {
             let at = t0 + Duration::from_millis(i as u64);
-            assert!(hold.hold(at, addr, addr, &rtp(96, seq, 7)));
+            assert!(hold.hold(at, Protocol::Udp, addr, addr, &rtp(96, seq, 7)));
         }
         assert_eq!(hold.deadline(), Some(t0 + START_HOLD));
         assert!(
@@ -240,8 +244,14 @@ mod tests {
         assert_eq!(hold.deadline(), None);
         // Once str0m delivered one, later packets pass, late or not.
         hold.confirm(7);
-        assert!(!hold.hold(t0 + START_HOLD, addr, addr, &rtp(96, 65533, 7)));
-        assert!(!hold.hold(t0 + START_HOLD, addr, addr, &rtp(96, 2, 7)));
+        assert!(!hold.hold(
+            t0 + START_HOLD,
+            Protocol::Udp,
+            addr,
+            addr,
+            &rtp(96, 65533, 7)
+        ));
+        assert!(!hold.hold(t0 + START_HOLD, Protocol::Udp, addr, addr, &rtp(96, 2, 7)));
     }
 
     #[test]
@@ -252,11 +262,17 @@ mod tests {
         hold.confirm(1);
         // Datagrams str0m refuses (no SRTP keys yet, forged) start no stream.
         for ssrc in 100..100 + 4 * MAX_STARTED as u32 {
-            hold.hold(now, addr, addr, &rtp(96, 1, ssrc));
+            hold.hold(now, Protocol::Udp, addr, addr, &rtp(96, 1, ssrc));
             hold.release(now + START_HOLD);
         }
-        assert!(hold.hold(now, addr, addr, &rtp(96, 1, 100)), "held again");
-        assert!(!hold.hold(now, addr, addr, &rtp(96, 9, 1)), "still started");
+        assert!(
+            hold.hold(now, Protocol::Udp, addr, addr, &rtp(96, 1, 100)),
+            "held again"
+        );
+        assert!(
+            !hold.hold(now, Protocol::Udp, addr, addr, &rtp(96, 9, 1)),
+            "still started"
+        );
     }
 
     #[test]
@@ -264,22 +280,28 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let mut hold = StartHold::new([97]);
         let now = Instant::now();
-        assert!(!hold.hold(now, addr, addr, &rtp(97, 5, 8)), "RTX");
+        assert!(
+            !hold.hold(now, Protocol::Udp, addr, addr, &rtp(97, 5, 8)),
+            "RTX"
+        );
         let mut rtcp = rtp(96, 0, 9);
         rtcp[1] = 200;
-        assert!(!hold.hold(now, addr, addr, &rtcp), "RTCP");
-        assert!(!hold.hold(now, addr, addr, &[0x16, 0xfe, 0xfd]), "DTLS");
+        assert!(!hold.hold(now, Protocol::Udp, addr, addr, &rtcp), "RTCP");
+        assert!(
+            !hold.hold(now, Protocol::Udp, addr, addr, &[0x16, 0xfe, 0xfd]),
+            "DTLS"
+        );
         for ssrc in 0..MAX_HOLDING as u32 {
-            assert!(hold.hold(now, addr, addr, &rtp(96, 1, 100 + ssrc)));
+            assert!(hold.hold(now, Protocol::Udp, addr, addr, &rtp(96, 1, 100 + ssrc)));
         }
         assert!(
-            !hold.hold(now, addr, addr, &rtp(96, 1, 200)),
+            !hold.hold(now, Protocol::Udp, addr, addr, &rtp(96, 1, 200)),
             "too many streams at once"
         );
-        assert!(!hold.hold(now, addr, addr, &rtp(96, 2, 200)));
+        assert!(!hold.hold(now, Protocol::Udp, addr, addr, &rtp(96, 2, 200)));
         // A full stream is released at once.
         for seq in 2..=MAX_HELD_PER_STREAM as u16 {
-            assert!(hold.hold(now, addr, addr, &rtp(96, seq, 100)));
+            assert!(hold.hold(now, Protocol::Udp, addr, addr, &rtp(96, seq, 100)));
         }
         assert_eq!(hold.deadline(), Some(now));
         assert_eq!(hold.release(now).len(), MAX_HELD_PER_STREAM);

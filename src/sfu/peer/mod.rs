@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
-use str0m::net::{Protocol, Receive, Transmit};
+use str0m::net::{Receive, Transmit};
 use str0m::rtp::Ssrc;
 use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcError};
 use tracing::{debug, warn};
@@ -27,7 +27,7 @@ use super::rewrite::Rewriter;
 use super::room::{PublishedMedia, PublishedTrack, RoomShared};
 use super::router::FeedSource;
 use super::stun_repair::{Repair, repair_binding_request};
-use super::{Feed, IdRng, Role, SessionId, TrackId};
+use super::{Feed, IdRng, PeerAddr, Role, SessionId, TrackId};
 
 mod media;
 mod patch;
@@ -429,11 +429,12 @@ impl Peer {
     pub fn handle_receive(
         &mut self,
         now: Instant,
-        source: SocketAddr,
+        source: impl Into<PeerAddr>,
         destination: SocketAddr,
         data: &[u8],
         out: &mut Outputs,
     ) -> bool {
+        let source = source.into();
         let is_stun = crate::wire::classify(data) == crate::wire::PacketClass::Stun;
         // A Binding request without PRIORITY (FFmpeg) is rebuilt with one,
         // and a check that takes over a silent path (see `egress`) with
@@ -455,7 +456,7 @@ impl Peer {
             Some(Repair::NotNeeded) | None => data,
         };
         if let Some(hold) = &mut self.start_hold
-            && hold.hold(now, source, destination, data)
+            && hold.hold(now, source.proto, source.addr, destination, data)
         {
             self.release_held(now, out);
             return false;
@@ -485,7 +486,7 @@ impl Peer {
     fn feed(
         &mut self,
         now: Instant,
-        source: SocketAddr,
+        source: PeerAddr,
         destination: SocketAddr,
         data: &[u8],
         out: &mut Outputs,
@@ -498,8 +499,8 @@ impl Peer {
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
-                source,
+                proto: source.proto,
+                source: source.addr,
                 destination,
                 contents,
             },
@@ -516,7 +517,11 @@ impl Peer {
             return;
         }
         for held in hold.release(now) {
-            self.feed(now, held.source, held.destination, &held.data, out);
+            let source = PeerAddr {
+                proto: held.proto,
+                addr: held.source,
+            };
+            self.feed(now, source, held.destination, &held.data, out);
         }
     }
 
@@ -715,6 +720,6 @@ pub(super) fn note_media(seen: &mut bool, created: Instant, at: Instant, out: &m
 /// Whether `t` is STUN (from an ICE-lite agent: a response) sent to `to`.
 /// Other datagrams str0m happens to send there while it handles a request
 /// (a DTLS retransmission, media) prove nothing.
-fn is_stun_to(t: &Transmit, to: SocketAddr) -> bool {
-    t.destination == to && crate::wire::classify(&t.contents) == crate::wire::PacketClass::Stun
+fn is_stun_to(t: &Transmit, to: PeerAddr) -> bool {
+    PeerAddr::of(t) == to && crate::wire::classify(&t.contents) == crate::wire::PacketClass::Stun
 }

@@ -450,7 +450,10 @@ impl Client {
             _ => source,
         };
         let now = Instant::now();
-        if !self.start_hold.hold(now, source, self.local, data) {
+        if !self
+            .start_hold
+            .hold(now, str0m::net::Protocol::Udp, source, self.local, data)
+        {
             let input = udp_input(now, source, self.local, contents);
             self.rtc.handle_input(input)?;
             self.drain()?;
