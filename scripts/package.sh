@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the Debian package (cargo deb: the release server, its systemd
-# unit, /etc/uringcast/uringcast.toml) and checks it: the files are where
-# the unit and the README say, the unit passes `systemd-analyze verify`
-# against the unpacked package, and the packaged configuration file is one
-# the packaged binary accepts. Prints the .deb's path. CI runs it.
+# Builds the Debian package (cargo deb: the release server, stripped, its
+# systemd unit, /etc/uringcast/uringcast.toml) and checks it: the files are
+# where the unit and the README say, the unit passes `systemd-analyze
+# verify` with the package installed (purged again at the end), and the
+# packaged configuration file is one the packaged binary accepts. Prints the
+# .deb's path. CI runs it (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,23 +17,30 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version 3.8.0
 
-deb=$(cargo deb --locked -p uringcast --fast 2>&1 | tee /dev/stderr | tail -n 1)
+deb=$(cargo deb --locked -p uringcast --fast --strip 2>&1 | tee /dev/stderr | tail -n 1)
 [ -f "$deb" ] || { echo "package.sh: cargo deb made no package" >&2; exit 1; }
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 dpkg-deb -x "$deb" "$root"
-for f in usr/bin/uringcast etc/uringcast/uringcast.toml lib/systemd/system/uringcast.service; do
+unit=usr/lib/systemd/system/uringcast.service
+for f in usr/bin/uringcast etc/uringcast/uringcast.toml "$unit"; do
     [ -e "$root/$f" ] || { echo "package.sh: $f is not in $deb" >&2; dpkg-deb -c "$deb" >&2; exit 1; }
 done
 dpkg-deb -f "$deb" Depends | grep -q libssl || { echo "package.sh: no libssl dependency" >&2; exit 1; }
 grep -q '^/etc/uringcast/uringcast.toml$' <(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
 
-# The unit, with the binary it names, as systemd reads it.
-systemd-analyze verify --root="$root" /lib/systemd/system/uringcast.service
+# The unit as systemd reads it, with the binary it names where it names it:
+# the package is installed for the check and purged after (as root).
+if [ "$(id -u)" != 0 ]; then
+    echo "package.sh: verifying the unit installs the package: run as root" >&2
+    exit 1
+fi
+dpkg -i "$deb" >/dev/null
+trap 'dpkg --purge uringcast >/dev/null 2>&1 || true; rm -rf "$root"' EXIT
+systemd-analyze verify "/$unit"
 # Its hardening, as systemd scores it (informational; lower is stricter).
-systemd-analyze security --offline=yes --root="$root" /lib/systemd/system/uringcast.service |
-    tail -n 1 || true
+systemd-analyze security --offline=yes "/$unit" 2>/dev/null | tail -n 1 || true
 
 # The packaged binary takes the packaged configuration file.
 "$root/usr/bin/uringcast" --config "$root/etc/uringcast/uringcast.toml" --print-config >/dev/null
