@@ -175,19 +175,24 @@ fn a_key_that_does_not_match_the_certificate_stops_the_start_with_a_reason() {
     let _ = std::fs::remove_dir_all(cert.parent().expect("dir"));
 }
 
-#[test]
-fn the_project_client_publishes_and_watches_through_https_signaling() {
-    let (cert, key, der) = certificate("client");
-    let server = start_https(&cert, &key, &[]);
-    let trusting = ClientOptions {
+/// Client options that trust only `cert` for HTTPS signaling.
+fn trusting(cert: &CertificateDer<'static>) -> ClientOptions {
+    ClientOptions {
         signaling: Signaling {
             roots: Some(ureq::tls::RootCerts::new_with_certs(&[
-                ureq::tls::Certificate::from_der(der.as_ref()).to_owned(),
+                ureq::tls::Certificate::from_der(cert.as_ref()).to_owned(),
             ])),
             ..Signaling::default()
         },
         ..ClientOptions::default()
-    };
+    }
+}
+
+#[test]
+fn the_project_client_publishes_and_watches_through_https_signaling() {
+    let (cert, key, der) = certificate("client");
+    let server = start_https(&cert, &key, &[]);
+    let trusting = trusting(&der);
 
     // With the WebPKI roots, a self-signed server is refused before any offer.
     let refused = Client::connect(
@@ -245,15 +250,7 @@ fn the_project_client_publishes_and_watches_through_https_signaling() {
 fn sighup_swaps_the_certificate_while_a_session_flows() {
     let (cert, key, first) = certificate("reload");
     let server = start_https(&cert, &key, &[]);
-    let trusting_first = ClientOptions {
-        signaling: Signaling {
-            roots: Some(ureq::tls::RootCerts::new_with_certs(&[
-                ureq::tls::Certificate::from_der(first.as_ref()).to_owned(),
-            ])),
-            ..Signaling::default()
-        },
-        ..ClientOptions::default()
-    };
+    let trusting_first = trusting(&first);
     let flags = Flags::default();
     let limit = Duration::from_secs(30);
     let publisher = spawn_client(

@@ -24,6 +24,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pw from 'playwright-core';
+import { chromiumArgs } from './chromium.mjs';
 import { decodePng, lumaStats } from './png.mjs';
 
 const { chromium } = pw;
@@ -37,23 +38,7 @@ const WANTED = (process.env.CODECS || 'VP8,H264,VP9,AV1').split(',');
 const WATCH_WINDOW_MS = 6000;
 const MIN_FRAMES = 60;
 
-// The flags of DESIGN.md ("Testing on one machine").
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  // e.g. --ignore-certificate-errors for a server with a certificate made
-  // for the test run.
-  ...(process.env.EXTRA_ARGS || '').split(' ').filter(Boolean),
-];
+const ARGS = chromiumArgs();
 
 /** @param {string} name */
 function required(name) {

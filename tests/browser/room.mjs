@@ -24,6 +24,7 @@ import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pw from 'playwright-core';
+import { chromiumArgs } from './chromium.mjs';
 import { decodePng, lumaStats } from './png.mjs';
 
 const { chromium } = pw;
@@ -34,21 +35,7 @@ const OUT = required('OUT');
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
 const MIN_FRAMES = 30;
 
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--autoplay-policy=no-user-gesture-required',
-  ...(process.env.EXTRA_ARGS || '').split(' ').filter(Boolean),
-];
+const ARGS = chromiumArgs(['--autoplay-policy=no-user-gesture-required']);
 
 /** @param {string} name */
 function required(name) {

@@ -11,6 +11,7 @@
 // non-zero on any failure. Every wait is bounded.
 
 import pw from 'playwright-core';
+import { chromiumArgs } from './chromium.mjs';
 
 const { chromium } = pw;
 const SERVER = (process.env.SERVER || '').replace(/\/+$/, '');
@@ -19,19 +20,7 @@ if (!SERVER) {
   process.exit(2);
 }
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-];
+const ARGS = chromiumArgs();
 
 const hardStop = setTimeout(() => {
   console.error('tcp.mjs: over 60 s; giving up');
