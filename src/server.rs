@@ -19,6 +19,7 @@ use crate::directory::hooks::{HOOK_QUEUE, HookSink};
 use crate::directory::{Directory, Limits};
 use crate::http::{self, AppState, Lifecycle, Policy, SignalingCounters, StatsSampler, TlsReload};
 use crate::net::{self, bind_reuseport};
+use crate::record::{RecordSink, Recorder};
 use crate::sfu::{IdRng, PeerSetup};
 use crate::shard::{self, Control, Shard, ShardHandle};
 use crate::webhook::Webhook;
@@ -75,6 +76,8 @@ pub struct Server {
     shard_threads: Vec<JoinHandle<std::io::Result<()>>>,
     http_thread: Option<JoinHandle<()>>,
     http_stop: Option<oneshot::Sender<()>>,
+    /// The recorder's queue and thread (`--record-dir`).
+    recorder: Option<(RecordSink, JoinHandle<()>)>,
 }
 
 impl Server {
@@ -141,7 +144,11 @@ impl Server {
                 .map_err(StartError::Thread)?;
             directory = directory.with_hooks(sink);
         }
+        let (directory, recorder) = record_into(config, directory)?;
         let directory = Arc::new(directory);
+        let recorder = recorder
+            .map(|r| spawn_recorder(r, &shards, &directory))
+            .transpose()?;
 
         // From here on a failed start stops and joins every shard it spawned
         // (the guard's drop); only success takes the threads out of it.
@@ -256,6 +263,7 @@ impl Server {
             shard_threads: std::mem::take(&mut started.threads),
             http_thread: Some(http_thread),
             http_stop: Some(http_stop),
+            recorder,
         })
     }
 
@@ -356,9 +364,54 @@ impl Server {
         if let Some(thread) = self.http_thread.take() {
             join_until(thread, deadline);
         }
+        // After the shards: every session has ended and unpublished; the
+        // recorder finishes the files still open.
+        if let Some((sink, thread)) = self.recorder.take() {
+            sink.shutdown();
+            join_until(thread, deadline.max(Instant::now() + RECORDER_STOP));
+        }
         info!("stopped");
     }
 }
+
+/// The recorder's queue and directory, not yet running.
+type PendingRecorder = (std::path::PathBuf, RecordSink, crate::record::RecordInbox);
+
+/// With `--record-dir`: the directory gets the recorder's queue (the
+/// shards take it from there).
+fn record_into(
+    config: &Config,
+    directory: Directory,
+) -> Result<(Directory, Option<PendingRecorder>), StartError> {
+    let Some(dir) = &config.record_dir else {
+        return Ok((directory, None));
+    };
+    crate::record::prepare_dir(dir).map_err(StartError::Config)?;
+    let (sink, inbox) = RecordSink::new(config.record_queue);
+    let directory = directory.with_recorder(sink.clone(), config.record_all);
+    Ok((directory, Some((dir.clone(), sink, inbox))))
+}
+
+/// Starts the recorder thread; it asks `shards` for keyframes and tells
+/// the directory's webhook of finished files.
+fn spawn_recorder(
+    (dir, sink, inbox): PendingRecorder,
+    shards: &Arc<[ShardHandle]>,
+    directory: &Directory,
+) -> Result<(RecordSink, JoinHandle<()>), StartError> {
+    let recorder = Recorder {
+        dir,
+        shards: shards.clone(),
+        hooks: directory.hook_sink(),
+    };
+    let thread = recorder
+        .spawn(inbox, sink.stats.clone())
+        .map_err(StartError::Thread)?;
+    Ok((sink, thread))
+}
+
+/// How long shutdown waits at least for the recorder to finish its files.
+const RECORDER_STOP: Duration = Duration::from_secs(5);
 
 /// How long a failed start waits for the shards it spawned to stop.
 const FAILED_START_STOP: Duration = Duration::from_secs(2);

@@ -120,6 +120,9 @@ pub(super) struct StatsOut {
     /// Webhook deliveries (`sent`, `failed`, `dropped`), with `--webhook-url`.
     #[serde(skip_serializing_if = "Option::is_none")]
     webhooks: Option<serde_json::Value>,
+    /// The recorder's counters, with `--record-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording: Option<serde_json::Value>,
 }
 
 pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
@@ -163,5 +166,7 @@ pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
         signaling: serde_json::to_value(&*state.counters).unwrap_or_default(),
         webhooks: (state.directory.hook_stats())
             .map(|h| serde_json::to_value(&*h).unwrap_or_default()),
+        recording: (state.directory.record_stats())
+            .map(|r| serde_json::to_value(&*r).unwrap_or_default()),
     })
 }

@@ -8,6 +8,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -19,6 +20,7 @@ use super::msg::{ShardControl, ShardHandle, ShardMedia};
 use super::stats::ShardStats;
 use crate::directory::{Claim, Directory};
 use crate::net::RecvMeta;
+use crate::record::RecordSink;
 use crate::sfu::{
     CloseReason, Feed, FeedSource, Forwarded, IcePatch, Outputs, PatchError, PatchOutcome, Peer,
     PeerEvent, SessionId, TrackId,
@@ -72,6 +74,8 @@ pub(super) struct Core {
     /// Shards queued to since the last flush (a bit each), to be woken.
     pub(super) to_wake: u64,
     pub(super) stats: Arc<ShardStats>,
+    /// The recorder's queue (`--record-dir`).
+    recorder: Option<RecordSink>,
 }
 
 impl Core {
@@ -83,6 +87,7 @@ impl Core {
         candidates: Vec<SocketAddr>,
     ) -> Self {
         let stats = shards[index].stats.clone();
+        let recorder = directory.record_sink();
         Self {
             index,
             peers: Slab::new(),
@@ -101,6 +106,7 @@ impl Core {
             unflushed_packets: 0,
             to_wake: 0,
             stats,
+            recorder,
         }
     }
 
@@ -519,7 +525,20 @@ impl Core {
                 ShardStats::add(&self.stats.cross_shard_out, 1);
             }
         }
+        // Not recording: this one relaxed load is all it costs.
+        if packet.track.recording.load(Ordering::Relaxed) {
+            self.record(&packet);
+        }
         self.fan_out_local(now, &packet);
+    }
+
+    /// Hands a packet of a recorded track to the recorder (never blocks).
+    #[cold]
+    #[inline(never)]
+    fn record(&self, packet: &Arc<Forwarded>) {
+        if let Some(recorder) = &self.recorder {
+            recorder.offer(packet);
+        }
     }
 
     fn fan_out_local(&mut self, now: Instant, packet: &Forwarded) {
