@@ -35,6 +35,10 @@ done
 # The reverse-proxy test (tests/reverse_proxy.rs) puts Debian's nginx in
 # front of the server; the test starts its own instance on loopback.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+# The recording test (tests/recording.rs) reads the files back with ffprobe.
+command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+# The recorder's muxer (webm-sys) builds libwebm's C++ with `cc`.
+command -v c++ >/dev/null || need_apt+=(g++)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     # Packages must not start services here (nginx would listen on :80).
     made_policy=

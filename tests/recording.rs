@@ -1,0 +1,319 @@
+//! Recording (`--record-dir`) through the real binary: a WHIP publisher
+//! (the project's client: synthetic VP8 at 30 fps with valid descriptors
+//! and keyframe headers, Opus-sized audio at 50 packets/s) sends for 10 s
+//! with `--record-all`, and ffprobe reads back one WebM file per track:
+//! its codec, its packet count and its duration. Then a room recording
+//! started and stopped with the admin API (and refused without it), with
+//! its `recording_finished` webhook events. Needs `ffprobe` (ffmpeg).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Flags, ServerProc, request, spawn_client};
+use uringcast_load::client::payload::Kind;
+use uringcast_load::client::{ClientOptions, ClientRole};
+
+const ADMIN: &str = "admin-secret";
+
+/// A fresh directory under the system's temp dir.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("uringcast-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// Every file under `dir` whose name ends with `suffix`, sorted.
+fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path, suffix));
+        } else if path.to_string_lossy().ends_with(suffix) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What ffprobe reads of a one-track file.
+#[derive(Debug)]
+struct Probe {
+    codec: String,
+    packets: u64,
+    duration: f64,
+    width: Option<u64>,
+}
+
+fn ffprobe(path: &Path) -> Probe {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_packets", "-show_entries"])
+        .args([
+            "stream=codec_name,nb_read_packets,width:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (apt-get install ffmpeg)");
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe's JSON");
+    let stream = &json["streams"][0];
+    let number = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok());
+    Probe {
+        codec: stream["codec_name"].as_str().unwrap_or_default().to_owned(),
+        packets: number(&stream["nb_read_packets"]).unwrap_or(0.0) as u64,
+        duration: number(&json["format"]["duration"]).unwrap_or(0.0),
+        width: stream["width"].as_u64(),
+    }
+}
+
+/// The recorder's counter `name` from `/v1/stats`.
+fn recording(server: &ServerProc, name: &str) -> u64 {
+    server.stats()["recording"][name].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_whip_session_is_recorded_to_webm_files_ffprobe_reads() {
+    let dir = scratch("record-all");
+    let server = ServerProc::start(&["--record-dir", dir.to_str().expect("utf-8"), "--record-all"]);
+    let flags = Flags::default();
+    let publisher = spawn_client(
+        &server.base,
+        "rec",
+        ClientRole::Publish,
+        ClientOptions::default(),
+        &flags,
+        Duration::from_secs(40),
+    );
+    assert!(
+        flags.wait_connected(1, Duration::from_secs(10)),
+        "connected"
+    );
+    flags.send.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    flags.send.store(false, Ordering::Relaxed);
+    let sent_for = started.elapsed().as_secs_f64();
+    flags.stop.store(true, Ordering::Relaxed);
+    let client = publisher.join();
+    let (audio_sent, video_sent) = (client.sent(Kind::Audio), client.sent(Kind::Video));
+    assert_eq!(client.delete().expect("DELETE"), 200);
+
+    assert!(
+        server.wait_for(Duration::from_secs(10), |s| {
+            s["recording"]["files_finished"].as_u64() == Some(2)
+        }),
+        "both files finished: {}",
+        server.stats()["recording"]
+    );
+    assert!(
+        files(&dir, ".part").is_empty(),
+        "no file is left unfinished"
+    );
+    let webm = files(&dir, ".webm");
+    assert_eq!(webm.len(), 2, "one file per track: {webm:?}");
+    let audio = webm
+        .iter()
+        .find(|p| p.to_string_lossy().contains("-audio-"));
+    let video = webm
+        .iter()
+        .find(|p| p.to_string_lossy().contains("-video-"));
+    let (audio, video) = (
+        ffprobe(audio.expect("audio")),
+        ffprobe(video.expect("video")),
+    );
+    eprintln!("sent {sent_for:.2} s: {audio_sent} audio packets, {video_sent} video packets");
+    eprintln!("audio file: {audio:?}\nvideo file: {video:?}");
+    eprintln!("recorder: {}", server.stats()["recording"]);
+
+    assert_eq!(audio.codec, "opus");
+    assert_eq!((video.codec.as_str(), video.width), ("vp8", Some(320)));
+    for probe in [&audio, &video] {
+        assert!(
+            (probe.duration - sent_for).abs() <= 0.5,
+            "{} lasts {:.2} s, sent for {sent_for:.2} s",
+            probe.codec,
+            probe.duration
+        );
+    }
+    // One Opus packet is one frame; a video frame is several packets (the
+    // client's default 1 Mbit/s at 30 fps: 4166 bytes in packets of 1100
+    // at most, so 4).
+    let options = ClientOptions::default();
+    let per_frame = (options.video_bitrate / 8 / options.fps).div_ceil(1100);
+    let frames = video_sent / u64::from(per_frame);
+    let near = |got: u64, want: u64| got.abs_diff(want) <= want / 50 + 2;
+    assert!(near(audio.packets, audio_sent), "{audio:?} of {audio_sent}");
+    assert!(near(video.packets, frames), "{video:?} of {frames} frames");
+    assert_eq!(recording(&server, "dropped"), 0);
+    assert_eq!(recording(&server, "lost_frames"), 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A webhook receiver: the bodies it got.
+fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let bodies = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(stream);
+            let (mut line, mut length) = (String::new(), 0);
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some((k, v)) = line.trim_end().split_once(": ")
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    length = v.parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            if let Ok(value) = serde_json::from_slice(&body) {
+                bodies.lock().expect("lock").push(value);
+            }
+            let answer = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+            let _ = reader.get_mut().write_all(answer.as_bytes());
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn the_admin_api_starts_and_stops_a_room_recording() {
+    let dir = scratch("record-admin");
+    let (hook, events) = receiver();
+    let server = ServerProc::start(&[
+        "--record-dir",
+        dir.to_str().expect("utf-8"),
+        "--admin-token",
+        ADMIN,
+        "--webhook-url",
+        &hook,
+    ]);
+    let bearer = format!("Bearer {ADMIN}");
+    let admin = [("Authorization", bearer.as_str())];
+    let post = |room: &str, headers: &[(&str, &str)]| {
+        request(
+            &server.base,
+            "POST",
+            &format!("/v1/rooms/{room}/recording"),
+            headers,
+            "",
+        )
+    };
+    // No such room yet.
+    assert_eq!(post("live", &admin).0, 404);
+    let flags = Flags::default();
+    let publisher = spawn_client(
+        &server.base,
+        "live",
+        ClientRole::Publish,
+        ClientOptions::default(),
+        &flags,
+        Duration::from_secs(30),
+    );
+    assert!(
+        flags.wait_connected(1, Duration::from_secs(10)),
+        "connected"
+    );
+    flags.send.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(files(&dir, ".webm").is_empty() && files(&dir, ".part").is_empty());
+    assert_eq!(post("live", &[]).0, 401, "only the admin API may record");
+
+    let (status, _, body) = post("live", &admin);
+    assert_eq!(status, 201, "{body}");
+    let started: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let id = started["id"].as_str().expect("a recording id").to_owned();
+    assert_eq!(
+        started["tracks"].as_array().map(Vec::len),
+        Some(2),
+        "{started}"
+    );
+    assert_eq!(post("live", &admin).0, 409, "recorded already");
+    std::thread::sleep(Duration::from_secs(4));
+    let stop = request(
+        &server.base,
+        "DELETE",
+        "/v1/rooms/live/recording",
+        &admin,
+        "",
+    );
+    assert_eq!(stop.0, 200, "{}", stop.2);
+    assert!(
+        server.wait_for(Duration::from_secs(5), |s| {
+            s["recording"]["files_finished"].as_u64() == Some(2)
+        }),
+        "both files finished: {}",
+        server.stats()["recording"]
+    );
+    let stopped_at = Instant::now();
+    // The publisher goes on, unrecorded.
+    std::thread::sleep(Duration::from_secs(1));
+    flags.stop.store(true, Ordering::Relaxed);
+    let client = publisher.join();
+    assert_eq!(client.delete().expect("DELETE"), 200);
+    let after = request(
+        &server.base,
+        "DELETE",
+        "/v1/rooms/live/recording",
+        &admin,
+        "",
+    );
+    assert_eq!(after.0, 404, "no recording left");
+
+    let webm = files(&dir, ".webm");
+    assert_eq!(webm.len(), 2, "{webm:?}");
+    for path in &webm {
+        assert!(
+            path.to_string_lossy()
+                .contains(&format!("/live/{id}/whip-")),
+            "{path:?}"
+        );
+        let probe = ffprobe(path);
+        eprintln!("{}: {probe:?}", path.display());
+        // 4 s of recording, give or take a keyframe's wait.
+        assert!((3.0..=4.6).contains(&probe.duration), "{probe:?}");
+    }
+    assert!(stopped_at.elapsed() < Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let finished = loop {
+        let finished: Vec<serde_json::Value> = (events.lock().expect("lock").iter())
+            .filter(|e| e["event"] == "recording_finished")
+            .cloned()
+            .collect();
+        if finished.len() >= 2 || Instant::now() > deadline {
+            break finished;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(finished.len(), 2, "one recording_finished per file");
+    for event in &finished {
+        assert_eq!(
+            (event["room"].as_str(), event["data"]["recording"].as_str()),
+            (Some("live"), Some(id.as_str()))
+        );
+        let path = event["data"]["path"].as_str().expect("a path");
+        assert!(webm.iter().any(|p| p.to_string_lossy() == path), "{path}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
