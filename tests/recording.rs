@@ -317,3 +317,69 @@ fn the_admin_api_starts_and_stops_a_room_recording() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// An HS256 token for `claims`, valid for 10 minutes.
+fn jwt(key: &[u8], mut claims: serde_json::Value) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    claims["exp"] = serde_json::json!(now + 600);
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(key),
+    )
+    .expect("a token")
+}
+
+#[test]
+fn a_token_with_the_record_grant_records_its_room_only() {
+    use base64::Engine;
+    const KEY: &[u8] = b"a recording key of at least 32 bytes!!";
+    let dir = scratch("record-grant");
+    let key = base64::engine::general_purpose::STANDARD.encode(KEY);
+    let server = ServerProc::start(&[
+        "--record-dir",
+        dir.to_str().expect("utf-8"),
+        "--auth-key",
+        &key,
+        "--admin-token",
+        ADMIN,
+    ]);
+    let bearer = format!("Bearer {ADMIN}");
+    let created = request(
+        &server.base,
+        "POST",
+        "/v1/rooms",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"name":"standup"}"#,
+    );
+    assert_eq!(created.0, 201, "{}", created.2);
+    let as_token = |method: &str, claims: serde_json::Value| {
+        let token = format!("Bearer {}", jwt(KEY, claims));
+        request(
+            &server.base,
+            method,
+            "/v1/rooms/standup/recording",
+            &[("Authorization", &token)],
+            "",
+        )
+        .0
+    };
+    let owner = serde_json::json!({"room": "standup", "role": "*", "owner": true});
+    assert_eq!(as_token("POST", owner), 403, "no record grant");
+    let elsewhere = serde_json::json!({"room": "other", "role": "*", "record": true});
+    assert_eq!(as_token("POST", elsewhere), 403, "another room");
+    let recorder = serde_json::json!({"room": "standup", "role": "*", "record": true});
+    assert_eq!(as_token("POST", recorder.clone()), 201);
+    assert_eq!(as_token("DELETE", recorder.clone()), 200);
+    assert_eq!(as_token("DELETE", recorder), 404);
+    // Nothing was published: no file.
+    assert!(files(&dir, ".webm").is_empty() && files(&dir, ".part").is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}

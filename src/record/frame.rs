@@ -1,15 +1,16 @@
 //! Frames out of in-order RTP packets: which codecs are recorded, where a
 //! frame starts and ends, and its bytes without the RTP payload format.
-//! VP8 goes through str0m's depacketizer (its `unversioned` API, pinned);
-//! VP9's descriptor is stripped by [`super::vp9`]; an Opus packet is a
-//! frame as it is. A frame is one RTP timestamp, from a packet that starts
+//! VP8 and H264 go through str0m's depacketizers (its `unversioned` API,
+//! pinned; H264 as length-prefixed NAL units, a fresh depacketizer per
+//! frame since its FU-A buffer survives a loss); VP9's descriptor is
+//! stripped by [`super::vp9`]; an Opus packet is a frame as it is. A frame is one RTP timestamp, from a packet that starts
 //! it through the marker bit, with no sequence gap: anything else is lost
 //! (counted), and video then waits for a keyframe.
 
 use std::sync::Arc;
 
 use str0m::format::{Codec, CodecExtra};
-use str0m::unversioned::{Depacketizer, Vp8Depacketizer};
+use str0m::unversioned::{Depacketizer, H264Depacketizer, Vp8Depacketizer};
 
 use super::vp9;
 use crate::sfu::Forwarded;
@@ -20,6 +21,7 @@ pub enum Recordable {
     Opus,
     Vp8,
     Vp9,
+    H264,
 }
 
 impl Recordable {
@@ -29,14 +31,10 @@ impl Recordable {
             Codec::Opus => Ok(Self::Opus),
             Codec::Vp8 => Ok(Self::Vp8),
             Codec::Vp9 => Ok(Self::Vp9),
-            Codec::H264 => Err("H264 is not recorded yet (WebM has no H264; MP4 is to come)"),
+            Codec::H264 => Ok(Self::H264),
             Codec::Av1 => Err("AV1 is not recorded yet (its depacketizer is not public in str0m)"),
-            _ => Err("only Opus, VP8 and VP9 are recorded"),
+            _ => Err("only Opus, VP8, VP9 and H264 are recorded"),
         }
-    }
-
-    pub fn is_video(self) -> bool {
-        self != Self::Opus
     }
 
     /// The codec's name as ffprobe gives it.
@@ -45,6 +43,15 @@ impl Recordable {
             Self::Opus => "opus",
             Self::Vp8 => "vp8",
             Self::Vp9 => "vp9",
+            Self::H264 => "h264",
+        }
+    }
+
+    /// The file's extension: WebM, or MP4 for H264 (WebM has no H264).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::H264 => "mp4",
+            _ => "webm",
         }
     }
 }
@@ -153,6 +160,8 @@ impl Assembler {
             // the start of any partition.
             Recordable::Vp8 => payload.first().is_some_and(|b| b & 0x17 == 0x10),
             Recordable::Vp9 => vp9::Descriptor::parse(payload).is_some_and(|d| d.begins),
+            // Anything but the middle or end of a fragmented NAL unit.
+            Recordable::H264 => H264Depacketizer::default().is_partition_head(payload),
             Recordable::Opus => true,
         }
     }
@@ -179,6 +188,17 @@ impl Assembler {
                     data.extend_from_slice(part.payload.get(d.header_len..)?);
                 }
                 (head.keyframe, head.size)
+            }
+            Recordable::H264 => {
+                let mut depacketizer = H264Depacketizer::default();
+                depacketizer.is_avc = true;
+                let mut extra = CodecExtra::None;
+                for part in parts {
+                    depacketizer
+                        .depacketize(&part.payload, &mut data, &mut extra)
+                        .ok()?;
+                }
+                (super::mp4::is_idr(&data), None)
             }
             Recordable::Opus => (true, None),
         };
@@ -278,7 +298,8 @@ mod tests {
     #[test]
     fn codecs_without_a_writer_are_refused_with_a_reason() {
         assert_eq!(Recordable::of(Codec::Vp8), Ok(Recordable::Vp8));
-        assert!(Recordable::of(Codec::H264).is_err());
+        assert_eq!(Recordable::of(Codec::H264), Ok(Recordable::H264));
+        assert!(Recordable::of(Codec::H265).is_err());
         assert!(Recordable::of(Codec::Av1).is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! Recording (`--record-dir`): one thread, "recorder", writes each recorded
-//! track to its own WebM file. Shards hand it their packets on a bounded
+//! track to its own file: WebM (Opus, VP8, VP9), MP4 (H264). Shards hand it their packets on a bounded
 //! queue with `try_send` only ([`RecordSink::offer`]): a slow disk fills
 //! the queue and the shards drop and count (`dropped`), they never wait.
 //! A shard looks at a track's `recording` flag (one relaxed load per
@@ -16,6 +16,7 @@
 mod clock;
 mod frame;
 mod hold;
+mod mp4;
 mod track;
 mod vp9;
 mod webm;

@@ -223,9 +223,9 @@ fn an_opus_track_is_recorded_from_its_first_packet() {
 }
 
 #[test]
-fn an_h264_track_is_refused_and_counted() {
-    let dir = scratch_dir("rec-h264");
-    let video = track(Source::Camera, Codec::H264, 102, Frequency::NINETY_KHZ);
+fn an_h265_track_is_refused_and_counted() {
+    let dir = scratch_dir("rec-h265");
+    let video = track(Source::Camera, Codec::H265, 104, Frequency::NINETY_KHZ);
     let meta = TrackMeta {
         recording: "r3".into(),
         room: "room".into(),
@@ -241,4 +241,132 @@ fn an_h264_track_is_refused_and_counted() {
     assert!(!rec.wants_keyframe(Instant::now()));
     assert!(rec.finish(&stats).is_none());
     assert!(!dir.exists());
+}
+
+/// `input`'s Annex B NAL units (start codes dropped).
+fn annexb_nal_units(input: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= input.len() {
+        if input[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut nals = Vec::new();
+    for (n, &start) in starts.iter().enumerate() {
+        let mut end = starts.get(n + 1).map_or(input.len(), |next| next - 3);
+        while end > start && input[end - 1] == 0 {
+            end -= 1; // a 4-byte start code's leading zero
+        }
+        nals.push(&input[start..end]);
+    }
+    nals
+}
+
+#[test]
+fn an_h264_track_from_x264_is_recorded_to_mp4() {
+    use str0m::unversioned::{H264Packetizer, Packetizer};
+    let dir = scratch_dir("rec-x264");
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let source = dir.join("in.h264");
+    // 2 s at 30 fps, a keyframe every second, SPS/PPS before each, an
+    // access unit delimiter before each frame; no B-frames (as WebRTC).
+    let encoded = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30",
+        ])
+        .args([
+            "-t",
+            "2",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+        ])
+        .args(["-bf", "0"])
+        .args([
+            "-g",
+            "30",
+            "-x264-params",
+            "aud=1:repeat-headers=1",
+            "-f",
+            "h264",
+        ])
+        .arg(&source)
+        .status();
+    if !encoded.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no ffmpeg with libx264 here");
+        return;
+    }
+    let stream = std::fs::read(&source).expect("the encoded stream");
+    // Access units, split at each delimiter (type 9, not sent).
+    let mut units: Vec<Vec<u8>> = Vec::new();
+    for nal in annexb_nal_units(&stream) {
+        match nal.first().map(|b| b & 0x1f) {
+            Some(9) => units.push(Vec::new()),
+            Some(_) => {
+                if let Some(unit) = units.last_mut() {
+                    unit.extend_from_slice(&[0, 0, 0, 1]);
+                    unit.extend_from_slice(nal);
+                }
+            }
+            None => {}
+        }
+    }
+    assert_eq!(units.len(), 60);
+    let video = track(Source::Camera, Codec::H264, 102, Frequency::NINETY_KHZ);
+    let meta = TrackMeta {
+        recording: "r4".into(),
+        room: "room".into(),
+        participant: "p".into(),
+    };
+    let stats = RecordStats::default();
+    let mut rec = TrackRec::new(&dir, meta, video.clone());
+    let mut packetizer = H264Packetizer::default();
+    let (t0, mut seq) = (Instant::now(), 1u64);
+    for (i, unit) in units.iter().enumerate() {
+        let payloads = packetizer.packetize(1100, unit).expect("packets");
+        let at = t0 + Duration::from_millis(i as u64 * 33);
+        let count = payloads.len();
+        for (n, payload) in payloads.into_iter().enumerate() {
+            let ts = 1000 + i as u32 * 3000;
+            rec.packet(
+                packet_of(&video, 2, seq, ts, n + 1 == count, payload, at),
+                &stats,
+            );
+            seq += 1;
+        }
+    }
+    let done = rec.finish(&stats).expect("a finished file");
+    assert!(
+        done.path.to_string_lossy().ends_with(".mp4"),
+        "{:?}",
+        done.path
+    );
+    assert_eq!(
+        (done.frames, stats.lost_frames.load(Ordering::Relaxed)),
+        (60, 0)
+    );
+    let (codec, packets, duration) = probe(&done.path).expect("ffprobe reads it");
+    assert_eq!((codec.as_str(), packets), ("h264", 60));
+    assert!((duration - 2.0).abs() < 0.05, "duration {duration}");
+    // It decodes, every frame.
+    let decoded = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(&done.path)
+        .args(["-f", "null", "-"])
+        .status()
+        .expect("ffmpeg runs");
+    assert!(decoded.success());
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,7 +1,8 @@
 //! One recorded track, from packets to its file: reorder ([`Hold`]),
-//! frames ([`Assembler`]), time ([`Clock`]), WebM ([`WebmFile`]). The
-//! file opens at the first frame that can start it — a keyframe with its
-//! picture size for video, any frame for audio — and video waits for a
+//! frames ([`Assembler`]), time ([`Clock`]), WebM ([`WebmFile`]) or MP4
+//! ([`Mp4File`], H264). The file opens at the first frame that can start
+//! it — a keyframe with its picture size (VP8, VP9) or its SPS and PPS
+//! (H264) for video, any frame for audio — and video waits for a
 //! keyframe again after every lost frame, asking for one (through the
 //! recorder, at most once a [`KEYFRAME_RETRY`]).
 
@@ -16,6 +17,7 @@ use tracing::warn;
 use super::clock::Clock;
 use super::frame::{Assembled, Assembler, Frame, Recordable};
 use super::hold::{Hold, Released};
+use super::mp4::{Mp4File, parameter_sets};
 use super::webm::{FileError, Finished, WebmFile};
 use super::{RecordStats, TrackMeta};
 use crate::sfu::{Forwarded, PublishedTrack};
@@ -46,7 +48,7 @@ pub struct TrackRec {
     state: State,
     hold: Hold,
     clock: Clock,
-    file: Option<WebmFile>,
+    file: Option<MediaFile>,
     /// When the file's first frame arrived.
     epoch: Option<Instant>,
     /// Video only: frames are skipped until a keyframe.
@@ -222,13 +224,20 @@ impl TrackRec {
 
     /// Opens the file at `frame`; `false` if it cannot start one.
     fn open(&mut self, codec: Recordable, frame: &Frame, stats: &RecordStats) -> bool {
-        let size = match (codec.is_video(), frame.size) {
-            (false, _) => (0, 0),
-            (true, Some(size)) => size,
-            // A keyframe whose size we cannot read: wait for the next.
-            (true, None) => return false,
+        let size = match (codec, frame.size) {
+            (Recordable::Opus, _) => (0, 0),
+            (Recordable::H264, _) if parameter_sets(&frame.data).is_some() => (0, 0),
+            (Recordable::Vp8 | Recordable::Vp9, Some(size)) => size,
+            // A keyframe whose size or parameter sets we cannot read: wait
+            // for the next.
+            _ => return false,
         };
-        match WebmFile::create(&self.path, codec, size) {
+        self.path.set_extension(codec.extension());
+        let created = match codec {
+            Recordable::H264 => Mp4File::create(&self.path).map(|f| MediaFile::Mp4(Box::new(f))),
+            _ => WebmFile::create(&self.path, codec, size).map(MediaFile::Webm),
+        };
+        match created {
             Ok(file) => {
                 self.file = Some(file);
                 stats.files_open.fetch_add(1, Ordering::Relaxed);
@@ -264,6 +273,37 @@ impl TrackRec {
     /// When the file's first frame arrived.
     pub fn epoch(&self) -> Option<Instant> {
         self.epoch
+    }
+}
+
+/// A track's open file.
+#[derive(Debug)]
+enum MediaFile {
+    Webm(WebmFile),
+    // The muxer's state is large: boxed, as one file per track is.
+    Mp4(Box<Mp4File>),
+}
+
+impl MediaFile {
+    fn write(&mut self, data: &[u8], t_ns: u64, keyframe: bool) -> Result<(), FileError> {
+        match self {
+            Self::Webm(f) => f.write(data, t_ns, keyframe),
+            Self::Mp4(f) => f.write(data, t_ns, keyframe),
+        }
+    }
+
+    fn finish(self) -> Result<Finished, FileError> {
+        match self {
+            Self::Webm(f) => f.finish(),
+            Self::Mp4(f) => f.finish(),
+        }
+    }
+
+    fn discard(self) {
+        match self {
+            Self::Webm(f) => f.discard(),
+            Self::Mp4(f) => f.discard(),
+        }
     }
 }
 

@@ -87,7 +87,8 @@ impl WebmFile {
                     .map_err(|_| mux("set OpusHead"))?;
                 (b, u64::from(t))
             }
-            Recordable::Vp8 | Recordable::Vp9 => {
+            // H264 goes to MP4 (`super::mp4`), never here.
+            Recordable::Vp8 | Recordable::Vp9 | Recordable::H264 => {
                 let id = match codec {
                     Recordable::Vp9 => VideoCodecId::VP9,
                     _ => VideoCodecId::VP8,
