@@ -383,3 +383,49 @@ fn a_token_with_the_record_grant_records_its_room_only() {
     assert!(files(&dir, ".webm").is_empty() && files(&dir, ".part").is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn files_open_at_shutdown_are_finished() {
+    let dir = scratch("record-shutdown");
+    let mut server = ServerProc::start(&[
+        "--record-dir",
+        dir.to_str().expect("utf-8"),
+        "--record-all",
+        "--drain-timeout",
+        "1s",
+    ]);
+    let flags = Flags::default();
+    let publisher = spawn_client(
+        &server.base,
+        "bye",
+        ClientRole::Publish,
+        ClientOptions::default(),
+        &flags,
+        Duration::from_secs(30),
+    );
+    assert!(
+        flags.wait_connected(1, Duration::from_secs(10)),
+        "connected"
+    );
+    flags.send.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        files(&dir, ".part").len(),
+        2,
+        "both files are being written"
+    );
+    // The publisher is still sending when the server goes.
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(status.success());
+    flags.stop.store(true, Ordering::Relaxed);
+    drop(publisher.join());
+    assert!(files(&dir, ".part").is_empty(), "nothing left unfinished");
+    let webm = files(&dir, ".webm");
+    assert_eq!(webm.len(), 2, "{webm:?}");
+    for path in &webm {
+        let probe = ffprobe(path);
+        assert!(probe.duration >= 2.8, "{}: {probe:?}", path.display());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
