@@ -266,6 +266,16 @@ fn the_admin_api_starts_and_stops_a_room_recording() {
         "both files finished: {}",
         server.stats()["recording"]
     );
+    let metrics = request(&server.base, "GET", "/metrics", &[], "").2;
+    for series in [
+        "uringcast_record_files_finished_total 2",
+        "uringcast_record_files_open 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(series)),
+            "{series} in /metrics"
+        );
+    }
     let stopped_at = Instant::now();
     // The publisher goes on, unrecorded.
     std::thread::sleep(Duration::from_secs(1));

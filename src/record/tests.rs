@@ -370,3 +370,120 @@ fn an_h264_track_from_x264_is_recorded_to_mp4() {
     assert!(decoded.success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A VP9 frame as RTP payloads (RFC 9628): no picture id, no layers; a
+/// keyframe's first packet carries the scalability structure with its size.
+fn vp9_payloads(frame: &[u8], keyframe: bool, size: (u16, u16)) -> Vec<Vec<u8>> {
+    let chunks: Vec<&[u8]> = frame.chunks(1100).collect();
+    let last = chunks.len() - 1;
+    let mut payloads = Vec::new();
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let (first, end) = (i == 0, i == last);
+        let ss = keyframe && first;
+        let mut p = vec![
+            u8::from(!keyframe) << 6
+                | u8::from(first) << 3
+                | u8::from(end) << 2
+                | u8::from(ss) << 1,
+        ];
+        if ss {
+            p.push(0x10); // one spatial layer, Y: its size follows
+            p.extend_from_slice(&size.0.to_be_bytes());
+            p.extend_from_slice(&size.1.to_be_bytes());
+        }
+        p.extend_from_slice(chunk);
+        payloads.push(p);
+    }
+    payloads
+}
+
+#[test]
+fn a_vp9_track_from_libvpx_is_recorded_to_webm() {
+    let dir = scratch_dir("rec-vp9");
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let source = dir.join("in.ivf");
+    // 2 s at 30 fps, a keyframe every second, no hidden (alt-ref) frames.
+    let encoded = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30",
+        ])
+        .args([
+            "-t",
+            "2",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libvpx-vp9",
+            "-g",
+            "30",
+        ])
+        .args([
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-lag-in-frames",
+            "0",
+        ])
+        .args(["-auto-alt-ref", "0", "-f", "ivf"])
+        .arg(&source)
+        .status();
+    if !encoded.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no ffmpeg with libvpx-vp9 here");
+        return;
+    }
+    let ivf = std::fs::read(&source).expect("the encoded stream");
+    let mut frames = Vec::new();
+    let mut at = usize::from(u16::from_le_bytes([ivf[6], ivf[7]]));
+    while let Some(header) = ivf.get(at..at + 12) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        frames.push(&ivf[at + 12..at + 12 + len]);
+        at += 12 + len;
+    }
+    assert_eq!(frames.len(), 60);
+    let video = track(Source::Camera, Codec::Vp9, 98, Frequency::NINETY_KHZ);
+    let meta = TrackMeta {
+        recording: "r5".into(),
+        room: "room".into(),
+        participant: "p".into(),
+    };
+    let stats = RecordStats::default();
+    let mut rec = TrackRec::new(&dir, meta, video.clone());
+    let (t0, mut seq) = (Instant::now(), 1u64);
+    for (i, frame) in frames.iter().enumerate() {
+        // Profile 0's uncompressed header: frame_type is bit 2 (0: key).
+        let keyframe = frame[0] & 0x04 == 0;
+        let payloads = vp9_payloads(frame, keyframe, (320, 240));
+        let at = t0 + Duration::from_millis(i as u64 * 33);
+        let count = payloads.len();
+        for (n, payload) in payloads.into_iter().enumerate() {
+            let ts = 5 + i as u32 * 3000;
+            rec.packet(
+                packet_of(&video, 4, seq, ts, n + 1 == count, payload, at),
+                &stats,
+            );
+            seq += 1;
+        }
+    }
+    let done = rec.finish(&stats).expect("a finished file");
+    assert_eq!(
+        (done.frames, stats.lost_frames.load(Ordering::Relaxed)),
+        (60, 0)
+    );
+    let (codec, packets, duration) = probe(&done.path).expect("ffprobe reads it");
+    assert_eq!((codec.as_str(), packets), ("vp9", 60));
+    assert!((duration - 1.97).abs() < 0.05, "duration {duration}");
+    let decoded = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(&done.path)
+        .args(["-f", "null", "-"])
+        .status()
+        .expect("ffmpeg runs");
+    assert!(decoded.success());
+    let _ = std::fs::remove_dir_all(dir);
+}
