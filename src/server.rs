@@ -384,6 +384,9 @@ fn record_into(
     directory: Directory,
 ) -> Result<(Directory, Option<PendingRecorder>), StartError> {
     let Some(dir) = &config.record_dir else {
+        if config.record_all {
+            return Err(StartError::Config("--record-all needs --record-dir".into()));
+        }
         return Ok((directory, None));
     };
     crate::record::prepare_dir(dir).map_err(StartError::Config)?;

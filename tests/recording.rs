@@ -439,3 +439,45 @@ fn files_open_at_shutdown_are_finished() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn record_all_needs_a_record_dir_from_any_layer() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_uringcast"))
+            .args(args)
+            .output()
+            .expect("the binary runs")
+    };
+    let alone = run(&[
+        "--record-all",
+        "--udp-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(!alone.status.success());
+    let stderr = String::from_utf8_lossy(&alone.stderr);
+    assert!(
+        stderr.contains("--record-all needs --record-dir"),
+        "{stderr}"
+    );
+    // The directory from the file, the flag on the command line.
+    let dir = scratch("record-config");
+    let file = dir.join("uringcast.toml");
+    std::fs::write(&file, format!("record-dir = {:?}\n", dir.join("out"))).expect("write");
+    let printed = run(&[
+        "--config",
+        file.to_str().expect("utf-8"),
+        "--record-all",
+        "--print-config",
+    ]);
+    let stdout = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    assert!(stdout.contains("record-all = true  # flag"), "{stdout}");
+    assert!(stdout.contains("# file"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}

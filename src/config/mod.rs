@@ -96,7 +96,8 @@ pub struct Config {
 
     /// With --record-dir: record every published track (WHIP sessions and
     /// conference participants) from the start.
-    #[arg(long, env = "URINGCAST_RECORD_ALL", requires = "record_dir")]
+    // Not `requires = "record_dir"`: that one may come from the file.
+    #[arg(long, env = "URINGCAST_RECORD_ALL")]
     pub record_all: bool,
 
     /// Packets the shards may queue for the recorder; a slow disk fills
