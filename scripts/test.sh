@@ -37,6 +37,10 @@ done
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 # The ICE-TCP browser test drops UDP to the media port with iptables.
 command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
+# The recording test (tests/recording.rs) reads the files back with ffprobe.
+command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+# The recorder's muxer (webm-sys) builds libwebm's C++ with `cc`.
+command -v c++ >/dev/null || need_apt+=(g++)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     # Packages must not start services here (nginx would listen on :80).
     made_policy=

@@ -19,6 +19,9 @@
 mod conference;
 mod ended;
 pub mod hooks;
+mod recording;
+
+pub use recording::{RecordingError, RoomRecording};
 
 pub use conference::{
     Admission, AnswerRoute, ConferenceError, Grants, Joined, MAX_QUEUED_EVENTS, QueuedEvent,
@@ -124,6 +127,8 @@ struct Inner {
     dirty: std::collections::BTreeSet<SessionId>,
     /// Where room events go for the webhook (`--webhook-url`).
     hooks: Option<hooks::HookSink>,
+    /// What is recorded (`--record-dir`).
+    recording: Option<recording::Recording>,
 }
 
 impl Inner {
@@ -137,6 +142,7 @@ impl Inner {
     /// Forgets room `name` and tells the webhook it finished.
     fn remove_room(&mut self, name: &str) {
         if self.rooms.remove(name).is_some() {
+            recording::room_gone(self, name);
             self.hook("room_finished", name, serde_json::Value::Null);
         }
     }
@@ -274,6 +280,11 @@ impl Directory {
     pub fn with_hooks(mut self, sink: hooks::HookSink) -> Self {
         self.inner.get_mut().hooks = Some(sink);
         self
+    }
+
+    /// The webhook's queue, if there is a webhook.
+    pub fn hook_sink(&self) -> Option<hooks::HookSink> {
+        self.inner.lock().hooks.clone()
     }
 
     /// The webhook's delivery counters, if there is a webhook.

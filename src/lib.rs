@@ -8,6 +8,7 @@ pub mod config;
 pub mod directory;
 pub mod http;
 pub mod net;
+pub mod record;
 pub mod server;
 pub mod sfu;
 pub mod shard;

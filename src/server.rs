@@ -20,6 +20,7 @@ use crate::directory::{Directory, Limits};
 use crate::http::{self, AppState, Lifecycle, Policy, SignalingCounters, StatsSampler, TlsReload};
 use crate::net::tcp::{Deliver, TcpEdge, TcpLimits};
 use crate::net::{self, bind_reuseport};
+use crate::record::{RecordSink, Recorder};
 use crate::sfu::{IdRng, PeerSetup};
 use crate::shard::{self, Control, Shard, ShardHandle, ShardMedia};
 use crate::webhook::Webhook;
@@ -85,6 +86,8 @@ pub struct Server {
     shard_threads: Vec<JoinHandle<std::io::Result<()>>>,
     http_thread: Option<JoinHandle<()>>,
     http_stop: Option<oneshot::Sender<()>>,
+    /// The recorder's queue and thread (`--record-dir`).
+    recorder: Option<(RecordSink, JoinHandle<()>)>,
 }
 
 impl Server {
@@ -97,60 +100,20 @@ impl Server {
         let policy = Arc::new(ArcSwap::from_pointee(policy));
         let codecs = config.codecs().map_err(StartError::Config)?;
 
-        let mut datapaths = Vec::with_capacity(shard_count);
-        for socket in sockets {
-            let datapath = net::open(config.io, socket).map_err(|source| StartError::Datapath {
-                kind: config.io,
-                source,
-            })?;
-            datapaths.push(datapath);
-        }
+        let datapaths = open_datapaths(config, sockets)?;
         let io_names: Arc<[&'static str]> = datapaths.iter().map(|d| d.name()).collect();
         let (handles, inboxes): (Vec<_>, Vec<_>) = datapaths
             .iter()
             .map(|d| shard::channel(config.shard_queue, d.waker()))
             .unzip();
         let shards: Arc<[ShardHandle]> = handles.into();
-        let tcp = match tcp_listener {
-            Some(listener) => {
-                let limits = TcpLimits {
-                    max_connections: config.ice_tcp_max_connections,
-                    ..TcpLimits::default()
-                };
-                let edge = TcpEdge::start(listener, limits, deliver_tcp(shards.clone()))
-                    .map_err(StartError::Thread)?;
-                Some(edge)
-            }
-            None => None,
-        };
+        let tcp = start_tcp(config, tcp_listener, &shards)?;
         let tcp_outbox = tcp.as_ref().map(|t| t.outbox.clone());
-        let mut directory = Directory::with_limits(Limits {
-            max_sessions: config.max_sessions,
-            max_pending: config.max_pending,
-            max_per_ip: config.max_sessions_per_ip,
-            room_size: config.room_size,
-            approval_timeout: config.approval_timeout,
-        })
-        // A session that ended by itself answers DELETE with 200 this long.
-        .remember_ended(config.connect_timeout);
-        if let Some(url) = &config.webhook_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(StartError::Config(format!(
-                    "--webhook-url {url}: an http:// or https:// URL"
-                )));
-            }
-            let (sink, events) = HookSink::new(HOOK_QUEUE);
-            let webhook = Webhook {
-                url: url.clone(),
-                key: config.webhook_key.clone(),
-            };
-            // The thread ends by itself when the directory goes.
-            webhook
-                .spawn(events, sink.stats.clone())
-                .map_err(StartError::Thread)?;
-            directory = directory.with_hooks(sink);
-        }
+        let (directory, recorder) = record_into(config, new_directory(config)?)?;
         let directory = Arc::new(directory);
+        let recorder = recorder
+            .map(|r| spawn_recorder(r, &shards, &directory))
+            .transpose()?;
 
         // From here on a failed start stops and joins every shard it spawned
         // (the guard's drop); only success takes the threads out of it.
@@ -175,44 +138,11 @@ impl Server {
             started.threads.push(thread);
         }
 
-        let listener = std::net::TcpListener::bind(config.http_addr).map_err(|source| {
-            StartError::BindHttp {
-                addr: config.http_addr,
-                source,
-            }
-        })?;
-        let http_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::BindHttp {
-                addr: config.http_addr,
-                source,
-            })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| StartError::BindHttp {
-                addr: http_addr,
-                source,
-            })?;
-        let dtls_cert = crate::dtls::certificate(crate::dtls::KeyType::EcdsaP256)
-            .map_err(|e| StartError::Config(format!("cannot make the DTLS certificate: {e}")))?;
+        let (listener, http_addr) = bind_http(config.http_addr)?;
         let state = AppState {
             directory,
             shards: shards.clone(),
-            setup: PeerSetup {
-                candidates,
-                connect_timeout: config.connect_timeout,
-                ice_timeout: config.ice_timeout,
-                keyframe_interval: config.keyframe_interval,
-                max_bitrate_in: config.max_bitrate_in,
-                max_bitrate_out: config.max_bitrate_out,
-                dtls_cert: Some(dtls_cert),
-                crypto: crate::dtls::crypto_provider(),
-                // Session ids and ICE credentials leave the process: the
-                // OS CSPRNG, never a seeded source.
-                rng: IdRng::os(),
-                codecs,
-                ice_tcp: tcp.is_some(),
-            },
+            setup: peer_setup(config, candidates, codecs, tcp.is_some())?,
             max_body: config.max_body,
             body_timeout: config.body_timeout,
             io_names: io_names.clone(),
@@ -230,17 +160,7 @@ impl Server {
             state.lifecycle.clone(),
             state.counters.clone(),
         );
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(Arc::new(ArcSwap::from_pointee(http::tls_acceptor(
-                cert, key,
-            )?))),
-            (None, None) => None,
-            _ => {
-                return Err(StartError::Config(
-                    "--tls-cert and --tls-key go together".into(),
-                ));
-            }
-        };
+        let tls = tls_from(config)?;
         let https = tls.is_some();
         let reload_tls = tls.clone();
         let connect_timeout = config.connect_timeout;
@@ -269,6 +189,7 @@ impl Server {
             shard_threads: std::mem::take(&mut started.threads),
             http_thread: Some(http_thread),
             http_stop: Some(http_stop),
+            recorder,
         })
     }
 
@@ -372,9 +293,57 @@ impl Server {
         if let Some(thread) = self.http_thread.take() {
             join_until(thread, deadline);
         }
+        // After the shards: every session has ended and unpublished; the
+        // recorder finishes the files still open.
+        if let Some((sink, thread)) = self.recorder.take() {
+            sink.shutdown();
+            join_until(thread, deadline.max(Instant::now() + RECORDER_STOP));
+        }
         info!("stopped");
     }
 }
+
+/// The recorder's queue and directory, not yet running.
+type PendingRecorder = (std::path::PathBuf, RecordSink, crate::record::RecordInbox);
+
+/// With `--record-dir`: the directory gets the recorder's queue (the
+/// shards take it from there).
+fn record_into(
+    config: &Config,
+    directory: Directory,
+) -> Result<(Directory, Option<PendingRecorder>), StartError> {
+    let Some(dir) = &config.record_dir else {
+        if config.record_all {
+            return Err(StartError::Config("--record-all needs --record-dir".into()));
+        }
+        return Ok((directory, None));
+    };
+    crate::record::prepare_dir(dir).map_err(StartError::Config)?;
+    let (sink, inbox) = RecordSink::new(config.record_queue);
+    let directory = directory.with_recorder(sink.clone(), config.record_all);
+    Ok((directory, Some((dir.clone(), sink, inbox))))
+}
+
+/// Starts the recorder thread; it asks `shards` for keyframes and tells
+/// the directory's webhook of finished files.
+fn spawn_recorder(
+    (dir, sink, inbox): PendingRecorder,
+    shards: &Arc<[ShardHandle]>,
+    directory: &Directory,
+) -> Result<(RecordSink, JoinHandle<()>), StartError> {
+    let recorder = Recorder {
+        dir,
+        shards: shards.clone(),
+        hooks: directory.hook_sink(),
+    };
+    let thread = recorder
+        .spawn(inbox, sink.stats.clone())
+        .map_err(StartError::Thread)?;
+    Ok((sink, thread))
+}
+
+/// How long shutdown waits at least for the recorder to finish its files.
+const RECORDER_STOP: Duration = Duration::from_secs(5);
 
 /// How long a failed start waits for the shards it spawned to stop.
 const FAILED_START_STOP: Duration = Duration::from_secs(2);
@@ -424,6 +393,120 @@ fn join_until<T>(thread: JoinHandle<T>, deadline: Instant) {
         let _ = thread.join();
     } else {
         warn!(thread = ?thread.thread().name(), "did not stop in time");
+    }
+}
+
+/// One datapath per socket, of the kind `--io` asks for.
+fn open_datapaths(
+    config: &Config,
+    sockets: Vec<std::net::UdpSocket>,
+) -> Result<Vec<Box<dyn net::Datapath>>, StartError> {
+    sockets
+        .into_iter()
+        .map(|socket| {
+            net::open(config.io, socket).map_err(|source| StartError::Datapath {
+                kind: config.io,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The ICE-TCP thread on `listener` (bound by [`bind_media`]), if any.
+fn start_tcp(
+    config: &Config,
+    listener: Option<std::net::TcpListener>,
+    shards: &Arc<[ShardHandle]>,
+) -> Result<Option<TcpEdge>, StartError> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    let limits = TcpLimits {
+        max_connections: config.ice_tcp_max_connections,
+        ..TcpLimits::default()
+    };
+    TcpEdge::start(listener, limits, deliver_tcp(shards.clone()))
+        .map(Some)
+        .map_err(StartError::Thread)
+}
+
+/// The directory with the configured limits and, with `--webhook-url`,
+/// the webhook's queue and its sender thread.
+fn new_directory(config: &Config) -> Result<Directory, StartError> {
+    let directory = Directory::with_limits(Limits {
+        max_sessions: config.max_sessions,
+        max_pending: config.max_pending,
+        max_per_ip: config.max_sessions_per_ip,
+        room_size: config.room_size,
+        approval_timeout: config.approval_timeout,
+    })
+    // A session that ended by itself answers DELETE with 200 this long.
+    .remember_ended(config.connect_timeout);
+    let Some(url) = &config.webhook_url else {
+        return Ok(directory);
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(StartError::Config(format!(
+            "--webhook-url {url}: an http:// or https:// URL"
+        )));
+    }
+    let (sink, events) = HookSink::new(HOOK_QUEUE);
+    let webhook = Webhook {
+        url: url.clone(),
+        key: config.webhook_key.clone(),
+    };
+    // The thread ends by itself when the directory goes.
+    webhook
+        .spawn(events, sink.stats.clone())
+        .map_err(StartError::Thread)?;
+    Ok(directory.with_hooks(sink))
+}
+
+/// The signaling listener (non-blocking) and its address.
+fn bind_http(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), StartError> {
+    let error = |source| StartError::BindHttp { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    listener.set_nonblocking(true).map_err(error)?;
+    Ok((listener, bound))
+}
+
+/// What every peer is built with.
+fn peer_setup(
+    config: &Config,
+    candidates: Vec<SocketAddr>,
+    codecs: crate::sfu::CodecList,
+    ice_tcp: bool,
+) -> Result<PeerSetup, StartError> {
+    let dtls_cert = crate::dtls::certificate(crate::dtls::KeyType::EcdsaP256)
+        .map_err(|e| StartError::Config(format!("cannot make the DTLS certificate: {e}")))?;
+    Ok(PeerSetup {
+        candidates,
+        connect_timeout: config.connect_timeout,
+        ice_timeout: config.ice_timeout,
+        keyframe_interval: config.keyframe_interval,
+        max_bitrate_in: config.max_bitrate_in,
+        max_bitrate_out: config.max_bitrate_out,
+        dtls_cert: Some(dtls_cert),
+        crypto: crate::dtls::crypto_provider(),
+        // Session ids and ICE credentials leave the process: the OS
+        // CSPRNG, never a seeded source.
+        rng: IdRng::os(),
+        codecs,
+        ice_tcp,
+    })
+}
+
+/// The HTTPS acceptor of `--tls-cert` and `--tls-key`, swappable on reload.
+fn tls_from(config: &Config) -> Result<Option<TlsReload>, StartError> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(Arc::new(ArcSwap::from_pointee(http::tls_acceptor(
+            cert, key,
+        )?)))),
+        (None, None) => Ok(None),
+        _ => Err(StartError::Config(
+            "--tls-cert and --tls-key go together".into(),
+        )),
     }
 }
 

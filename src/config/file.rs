@@ -72,8 +72,18 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let matches = Config::command().try_get_matches_from(&args)?;
-    let Some(path) = matches.get_one::<PathBuf>("config").cloned() else {
+    // A first, lenient pass finds the file and what flags and environment
+    // set: a flag whose partner comes from the file (`--tls-cert` here,
+    // `tls-key` there) must not fail it. The last pass is strict.
+    let lenient = Config::command()
+        .ignore_errors(true)
+        .try_get_matches_from(&args);
+    let path = lenient
+        .as_ref()
+        .ok()
+        .and_then(|m| m.get_one::<PathBuf>("config").cloned());
+    let Some(path) = path else {
+        let matches = Config::command().try_get_matches_from(&args)?;
         let config = Config::from_arg_matches(&matches)?;
         return Ok(Loaded {
             config,
@@ -81,6 +91,7 @@ where
             from_file: Vec::new(),
         });
     };
+    let matches = lenient?;
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
         path: path.clone(),
         reason: e.to_string(),

@@ -101,6 +101,23 @@ pub struct Config {
         default_value_t = 1024
     )]
     pub ice_tcp_max_connections: usize,
+    /// Record published tracks into this directory, one WebM file per
+    /// track (`<room>/<recording>/<participant>-<kind>-<track>.webm`).
+    /// Rooms are recorded when the admin API starts it, or all with
+    /// --record-all.
+    #[arg(long, env = "URINGCAST_RECORD_DIR")]
+    pub record_dir: Option<PathBuf>,
+
+    /// With --record-dir: record every published track (WHIP sessions and
+    /// conference participants) from the start.
+    // Not `requires = "record_dir"`: that one may come from the file.
+    #[arg(long, env = "URINGCAST_RECORD_ALL")]
+    pub record_all: bool,
+
+    /// Packets the shards may queue for the recorder; a slow disk fills
+    /// it, and what does not fit is dropped and counted (never waited for).
+    #[arg(long, env = "URINGCAST_RECORD_QUEUE", default_value_t = crate::record::RECORD_QUEUE)]
+    pub record_queue: usize,
 
     /// Address of the HTTP signaling endpoint (WHIP/WHEP, stats).
     #[arg(long, env = "URINGCAST_HTTP_ADDR", default_value = "127.0.0.1:8080")]

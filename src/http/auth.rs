@@ -67,6 +67,8 @@ pub struct Grant {
     pub conference: crate::directory::Grants,
     /// The admin API (`"admin": true`, or the static token).
     pub admin: bool,
+    /// Starting and stopping the recording of its room (`"record": true`).
+    pub record: bool,
 }
 
 impl Grant {
@@ -79,6 +81,7 @@ impl Grant {
             name: None,
             conference: crate::directory::Grants::all(),
             admin: true,
+            record: true,
         }
     }
 
@@ -135,6 +138,8 @@ struct Claims {
     owner: Option<bool>,
     #[serde(default)]
     admin: Option<bool>,
+    #[serde(default)]
+    record: Option<bool>,
 }
 
 /// The configured token checks.
@@ -245,6 +250,7 @@ impl Auth {
             name: claims.name,
             conference,
             admin: claims.admin.unwrap_or(false),
+            record: claims.record.unwrap_or(false),
         })
     }
 }

@@ -287,6 +287,9 @@ impl Exported {
                 )?;
             }
         }
+        if let Some(record) = self.state.directory.record_stats() {
+            encode_recording(out, &record)?;
+        }
         Ok(())
     }
 
@@ -354,4 +357,32 @@ impl Exported {
         }
         Ok(())
     }
+}
+
+/// `record_<counter>_total` for each recorder counter, `record_files_open`.
+fn encode_recording(
+    out: &mut DescriptorEncoder,
+    record: &crate::record::RecordStats,
+) -> Result<(), std::fmt::Error> {
+    let value = serde_json::to_value(record).unwrap_or_default();
+    let Some(counters) = value.as_object() else {
+        return Ok(());
+    };
+    for (name, value) in counters {
+        let count = value.as_u64().unwrap_or(0);
+        if name == "files_open" {
+            Family::new(
+                out,
+                "record_files_open",
+                "Recording files being written.",
+                MetricType::Gauge,
+            )?
+            .gauge(&[], count as f64)?;
+            continue;
+        }
+        let help = format!("Recorder: {name} (see /v1/stats, recording.{name}).");
+        Family::new(out, &format!("record_{name}"), &help, MetricType::Counter)?
+            .counter(&[], count)?;
+    }
+    Ok(())
 }

@@ -269,6 +269,10 @@ pub fn router(state: AppState) -> Router {
             get(rooms::admin::show).delete(rooms::admin::close),
         )
         .route(
+            "/v1/rooms/{room}/recording",
+            post(rooms::recording::start).delete(rooms::recording::stop),
+        )
+        .route(
             "/v1/rooms/{room}/disconnect/{id}",
             post(rooms::admin::disconnect),
         )

@@ -123,6 +123,9 @@ pub(super) struct StatsOut {
     /// ICE-TCP connections and frames, with `--ice-tcp`.
     #[serde(skip_serializing_if = "Option::is_none")]
     ice_tcp: Option<serde_json::Value>,
+    /// The recorder's counters, with `--record-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording: Option<serde_json::Value>,
 }
 
 pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
@@ -167,5 +170,7 @@ pub(super) async fn stats(State(state): State<AppState>) -> Json<StatsOut> {
         webhooks: (state.directory.hook_stats())
             .map(|h| serde_json::to_value(&*h).unwrap_or_default()),
         ice_tcp: (state.tcp_stats.as_ref()).map(|t| serde_json::to_value(&**t).unwrap_or_default()),
+        recording: (state.directory.record_stats())
+            .map(|r| serde_json::to_value(&*r).unwrap_or_default()),
     })
 }

@@ -11,7 +11,7 @@
 //!   what a publisher sends, shared by `Arc` with every packet.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use str0m::format::PayloadParams;
@@ -190,6 +190,9 @@ pub struct PublishedTrack {
     pub audience: Audience,
     /// RTP payload bytes received on it.
     pub bytes_in: AtomicU64,
+    /// Its packets go to the recorder (set and cleared by the directory,
+    /// read once per packet by the publisher's shard).
+    pub recording: AtomicBool,
 }
 
 impl PublishedTrack {
@@ -203,6 +206,7 @@ impl PublishedTrack {
             params,
             audience: Audience::default(),
             bytes_in: AtomicU64::new(0),
+            recording: AtomicBool::new(false),
         }
     }
 

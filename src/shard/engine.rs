@@ -8,6 +8,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -19,6 +20,7 @@ use super::msg::{ShardControl, ShardHandle, ShardMedia};
 use super::stats::ShardStats;
 use crate::directory::{Claim, Directory};
 use crate::net::RecvMeta;
+use crate::record::RecordSink;
 use crate::sfu::{
     CloseReason, Feed, FeedSource, Forwarded, IcePatch, Outputs, PatchError, PatchOutcome, Peer,
     PeerAddr, PeerEvent, SessionId, TrackId,
@@ -75,6 +77,8 @@ pub(super) struct Core {
     /// Where transmits to ICE-TCP peers go (`None`: no ICE-TCP; they are
     /// dropped and counted).
     pub(super) tcp: Option<crate::net::tcp::TcpOutbox>,
+    /// The recorder's queue (`--record-dir`).
+    recorder: Option<RecordSink>,
 }
 
 impl Core {
@@ -86,6 +90,7 @@ impl Core {
         candidates: Vec<SocketAddr>,
     ) -> Self {
         let stats = shards[index].stats.clone();
+        let recorder = directory.record_sink();
         Self {
             index,
             peers: Slab::new(),
@@ -105,6 +110,7 @@ impl Core {
             to_wake: 0,
             stats,
             tcp: None,
+            recorder,
         }
     }
 
@@ -536,7 +542,20 @@ impl Core {
                 ShardStats::add(&self.stats.cross_shard_out, 1);
             }
         }
+        // Not recording: this one relaxed load is all it costs.
+        if packet.track.recording.load(Ordering::Relaxed) {
+            self.record(&packet);
+        }
         self.fan_out_local(now, &packet);
+    }
+
+    /// Hands a packet of a recorded track to the recorder (never blocks).
+    #[cold]
+    #[inline(never)]
+    fn record(&self, packet: &Arc<Forwarded>) {
+        if let Some(recorder) = &self.recorder {
+            recorder.offer(packet);
+        }
     }
 
     fn fan_out_local(&mut self, now: Instant, packet: &Forwarded) {

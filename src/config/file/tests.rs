@@ -119,3 +119,21 @@ fn reload_sorts_changes_into_applied_and_restart() {
     assert_eq!(applied, ["rate-limit"]);
     assert_eq!(restart, ["max-sessions"]);
 }
+
+#[test]
+fn a_flag_may_need_a_partner_that_the_file_gives() {
+    let file = TempFile::new("partner", "tls-key = \"/etc/uringcast/key.pem\"\n");
+    let loaded = load([
+        "uringcast",
+        &file.arg(),
+        "--tls-cert",
+        "/etc/uringcast/cert.pem",
+    ])
+    .unwrap();
+    assert_eq!(
+        loaded.config.tls_key.as_deref(),
+        Some(std::path::Path::new("/etc/uringcast/key.pem"))
+    );
+    // Without the file, the partner is missing: refused.
+    assert!(load(["uringcast", "--tls-cert", "/etc/uringcast/cert.pem"]).is_err());
+}

@@ -28,7 +28,7 @@ mod state;
 use approval::{reject_locked, tell_owners};
 pub use state::Admission;
 use state::*;
-pub(super) use state::{Participant, choose_main, transport_gone, whip_joined};
+pub(super) use state::{Participant, choose_main, publishing, transport_gone, whip_joined};
 
 use super::{Directory, Inner, InsertError, Place, insert_locked};
 use crate::sfu::{AnswerError, Outputs, Peer, PublishedTrack, ServerOffer, SessionId, Source};

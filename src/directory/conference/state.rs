@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use super::super::{Inner, Place, RoomEntry};
+use super::super::{Inner, Place, RoomEntry, recording};
 use super::{Grants, MAX_QUEUED_EVENTS, QueuedEvent};
 use crate::sfu::{PublishedMedia, PublishedTrack, ServerOffer, SessionId, Source, TrackId};
 
@@ -171,6 +171,11 @@ pub(super) fn announce_tracks(
     let Some(id) = inner.participants.get(&handle).map(|p| p.id.clone()) else {
         return;
     };
+    match name {
+        "trackPublished" => recording::published(inner, room, &id, media),
+        "trackUnpublished" => recording::unpublished(inner, media),
+        _ => {}
+    }
     for t in &media.tracks {
         let event = json!({ "participant": id, "track": track_json(t) });
         broadcast_locked(inner, room, Some(handle), name, &event);
@@ -286,6 +291,9 @@ pub(super) fn leave_locked(
         let event = json!({ "participant": p.id, "track": track_json(t) });
         inner.hook("track_unpublished", &p.room, event);
     }
+    if let Some((_, media)) = &published {
+        recording::unpublished(inner, media);
+    }
     let transports = [published.map(|(id, _)| id), p.subscribe.take()];
     for session in transports.into_iter().flatten() {
         closing.extend(drop_transport(inner, session));
@@ -339,6 +347,20 @@ pub(in crate::directory) fn transport_gone(
         leave_locked(inner, handle, "left");
     }
     choose_main(inner, &room);
+}
+
+/// Room `room`'s publishing participants: public id and media.
+pub(in crate::directory) fn publishing(
+    inner: &Inner,
+    room: &str,
+) -> Vec<(String, Arc<PublishedMedia>)> {
+    let Some(entry) = inner.rooms.get(room) else {
+        return Vec::new();
+    };
+    (entry.members.iter())
+        .filter_map(|h| inner.participants.get(h))
+        .filter_map(|p| Some((p.id.clone(), p.publish.as_ref()?.1.clone())))
+        .collect()
 }
 
 /// Makes the room's main feed (what WHEP viewers get) its WHIP publisher,
@@ -453,6 +475,9 @@ pub(in crate::directory) fn whip_joined(inner: &mut Inner, room: &str, session: 
     for t in &media.tracks {
         let event = json!({ "participant": id, "track": track_json(t) });
         inner.hook("track_published", room, event);
+    }
+    if let Some(id) = id.as_str() {
+        recording::published(inner, room, id, &media);
     }
     let others = members_except(inner, room, session);
     inner.dirty.extend(others);

@@ -29,6 +29,7 @@ use crate::shard::{AnswerReply, Control, RepublishReply};
 
 pub mod admin;
 mod events;
+pub mod recording;
 
 pub use events::events;
 

@@ -566,9 +566,19 @@ impl Client {
         // A live source does not send what it missed while paused (or while
         // this thread was not scheduled): a schedule that fell behind by
         // more than `MAX_LAG` restarts at `now` instead of bursting.
-        for next in [&mut self.sender.next_audio, &mut self.sender.next_video] {
-            if now.saturating_duration_since(*next) > MAX_LAG {
+        // Its RTP clock is its capture clock: it skips ahead too.
+        let tracks = [
+            (&mut self.sender.next_audio, &mut self.sender.audio, 48_000),
+            (&mut self.sender.next_video, &mut self.sender.video, 90_000),
+        ];
+        for (next, track, rate) in tracks {
+            let lag = now.saturating_duration_since(*next);
+            if lag > MAX_LAG {
                 *next = now;
+                if let Some(track) = track {
+                    let ticks = lag.as_micros() * rate / 1_000_000;
+                    track.ts = track.ts.wrapping_add(ticks as u32);
+                }
             }
         }
         let audio_period = Duration::from_millis(20);

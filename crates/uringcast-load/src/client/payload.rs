@@ -61,10 +61,18 @@ pub fn vp8_payload(
     finish(out, trailer, size)
 }
 
-/// An audio payload of `size` bytes (the server does not look inside).
+/// An audio payload of `size` bytes: a valid Opus TOC byte (RFC 6716
+/// §3.1: CELT fullband, 20 ms, stereo, one frame), so that Opus parsers
+/// (ffmpeg's, reading a recording) take each packet as one 20 ms frame,
+/// then filler. The server does not look inside.
 pub fn audio_payload(trailer: Trailer, size: usize) -> Vec<u8> {
-    finish(Vec::with_capacity(size), trailer, size)
+    let mut out = Vec::with_capacity(size);
+    out.push(OPUS_TOC);
+    finish(out, trailer, size)
 }
+
+/// The TOC byte every audio payload starts with.
+pub const OPUS_TOC: u8 = 0xfc;
 
 /// The largest payload: its length must fit the trailer's 16-bit field.
 pub const MAX_PAYLOAD: usize = u16::MAX as usize;
@@ -180,7 +188,7 @@ mod tests {
             },
             100,
         );
-        assert_eq!(a.len(), 100);
+        assert_eq!((a.len(), a[0]), (100, OPUS_TOC));
         assert_eq!(check(&a).map(|t| t.kind), Ok(Kind::Audio));
     }
 
