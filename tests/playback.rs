@@ -2,8 +2,8 @@
 //! project's client, one packet per video frame) is recorded for 4 s with
 //! `--record-all`; then a WHEP viewer of `/whep/recordings/{id}` receives
 //! the recording's audio and video, paced in real time (spread over about
-//! the recording's duration, not a burst). Unknown and malformed ids are
-//! refused.
+//! the recording's duration, not a burst); two viewers share one playback,
+//! which ends when they leave. Unknown and malformed ids are refused.
 
 mod common;
 
@@ -147,6 +147,59 @@ fn a_recording_is_played_back_to_a_whep_viewer_in_real_time() {
             == Some(0)),
         "sessions: {}",
         server.stats()["sessions"]
+    );
+}
+
+/// Runs `viewer` for `time`.
+fn watch_for(viewer: &mut Client, time: Duration) {
+    let (send, stop) = (AtomicBool::new(false), AtomicBool::new(false));
+    viewer
+        .run(Instant::now() + time, &send, &stop)
+        .expect("the viewer runs");
+}
+
+#[test]
+fn viewers_share_a_playback_that_ends_when_the_last_one_leaves() {
+    let dir = scratch("playback-leave");
+    let server = ServerProc::start(&["--record-dir", dir.to_str().expect("utf-8"), "--record-all"]);
+    let recording = record(&server, &dir);
+    let id = recording
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("an id");
+    let room = format!("recordings/{id}");
+    let watch = || {
+        Client::connect(
+            &server.base,
+            &room,
+            ClientRole::Watch,
+            ClientOptions::default(),
+        )
+        .expect("the viewer's POST is answered")
+    };
+    let mut first = watch();
+    watch_for(&mut first, Duration::from_millis(300));
+    let mut second = watch();
+    watch_for(&mut first, Duration::from_millis(700));
+    watch_for(&mut second, Duration::from_millis(300));
+    // One playback publisher and two viewers.
+    assert_eq!(server.stats()["sessions"].as_u64(), Some(3));
+    assert!(
+        first.received(Kind::Video).packets > 0,
+        "the first viewer receives"
+    );
+    assert_eq!(first.delete().expect("DELETE"), 200);
+    assert_eq!(second.delete().expect("DELETE"), 200);
+    let left = Instant::now();
+    assert!(
+        server.wait_for(Duration::from_secs(10), |s| s["sessions"].as_u64()
+            == Some(0)),
+        "the playback ends"
+    );
+    assert!(
+        left.elapsed() < Duration::from_secs(2),
+        "it ended when its viewers left ({:?}), not at the end of its files",
+        left.elapsed()
     );
 }
 
