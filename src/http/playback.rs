@@ -88,7 +88,14 @@ fn problem(e: PlaybackError) -> Problem {
         }
     };
     let retry = matches!(e, PlaybackError::Full | PlaybackError::Refused(_));
-    let problem = Problem::new(status, e.to_string());
+    let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        // The details (paths on the server) go to the log, not the client.
+        tracing::warn!(error = %e, "a playback could not start");
+        "the recording could not be played back".to_owned()
+    } else {
+        e.to_string()
+    };
+    let problem = Problem::new(status, detail);
     if retry {
         problem.retry_after(RETRY_SECONDS)
     } else {
