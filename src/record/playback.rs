@@ -266,21 +266,28 @@ impl Track {
     }
 }
 
-/// The recording's tracks (one video and one audio at most: the first of
-/// each kind by file name), merged in time order.
+/// The recording's tracks (one video and one audio at most, of one
+/// participant), merged in time order.
 pub struct Source {
     tracks: Vec<Track>,
 }
 
 impl Source {
-    /// Opens `files` (of recording `id`); other codecs are skipped.
+    /// Opens `files` (of recording `id`): the tracks of the participant of
+    /// the first playable one; other codecs are skipped.
     pub fn open(files: &[PathBuf], id: &str) -> Result<Self, PlaybackError> {
         let mut tracks: Vec<Track> = Vec::new();
+        let mut who: Option<String> = None;
         for path in files {
+            let participant = participant_of(path);
+            if who.as_ref().is_some_and(|w| *w != participant) {
+                continue;
+            }
             if let Some(track) = Track::open(path)?
                 && !tracks.iter().any(|t| t.kind == track.kind)
             {
                 tracks.push(track);
+                who = Some(participant);
             }
         }
         if tracks.is_empty() {
@@ -317,6 +324,20 @@ impl Source {
             data: frame.data,
         }))
     }
+}
+
+/// The participant a file `<participant>-<audio|video>-<track>.webm` is of.
+fn participant_of(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let cut = ["-audio-", "-video-"]
+        .iter()
+        .filter_map(|kind| name.rfind(kind))
+        .max()
+        .unwrap_or(name.len());
+    name.get(..cut).unwrap_or(name).to_owned()
 }
 
 /// The client side of one playback: its `Rtc` and socket.
@@ -606,6 +627,13 @@ mod tests {
                 .expect("an audio frame");
         }
         audio.finish().expect("audio finished");
+        // Another participant's video, after `p`'s audio by name: not played.
+        std::fs::copy(dir.join("p-video-1.webm"), dir.join("q-video-3.webm")).expect("copy");
+        let files = [dir.join("p-audio-2.webm"), dir.join("q-video-3.webm")];
+        let mut only_p = Source::open(&files, "1-1").expect("opens");
+        while let Some(frame) = only_p.next_frame().expect("reads") {
+            assert_eq!(frame.kind, MediaKind::Audio, "q's video is not p's");
+        }
         let files = [dir.join("p-audio-2.webm"), dir.join("p-video-1.webm")];
         let mut source = Source::open(&files, "1-1").expect("opens");
         let mut frames = Vec::new();
@@ -631,6 +659,19 @@ mod tests {
             Some(vec![0xf8, 0xff, 0xfe])
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn files_name_their_participant() {
+        assert_eq!(
+            participant_of(Path::new("/r/whip-1-video-7.webm")),
+            "whip-1"
+        );
+        assert_eq!(
+            participant_of(Path::new("a-audio-b-audio-2.webm")),
+            "a-audio-b"
+        );
+        assert_eq!(participant_of(Path::new("odd.webm")), "odd.webm");
     }
 
     #[test]
