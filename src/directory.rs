@@ -393,6 +393,12 @@ impl Directory {
         inner.rooms.get(name)?.shared.main_media()
     }
 
+    /// How many WHEP viewers room `name` has (0: no such room).
+    pub fn viewer_count(&self, name: &str) -> usize {
+        let inner = self.inner.lock();
+        inner.rooms.get(name).map_or(0, |r| r.viewers)
+    }
+
     /// Whether room `name` has a WHIP publisher.
     pub fn has_whip_publisher(&self, name: &str) -> bool {
         let inner = self.inner.lock();

@@ -139,10 +139,18 @@ impl Server {
         }
 
         let (listener, http_addr) = bind_http(config.http_addr)?;
+        let setup = peer_setup(config, candidates, codecs, tcp.is_some())?;
+        let playbacks = config.record_dir.as_ref().map(|dir| {
+            Arc::new(crate::record::playback::Playbacks::new(
+                dir.clone(),
+                directory.clone(),
+                setup.clone(),
+            ))
+        });
         let state = AppState {
             directory,
             shards: shards.clone(),
-            setup: peer_setup(config, candidates, codecs, tcp.is_some())?,
+            setup,
             max_body: config.max_body,
             body_timeout: config.body_timeout,
             io_names: io_names.clone(),
@@ -154,6 +162,7 @@ impl Server {
             trusted_proxies: config.trust_proxy.clone().into(),
             metrics_per_room: config.metrics_per_room,
             tcp_stats: tcp.as_ref().map(|t| t.stats.clone()),
+            playbacks,
         };
         let (directory, lifecycle, counters) = (
             state.directory.clone(),

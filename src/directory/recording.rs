@@ -163,7 +163,9 @@ pub(super) fn published(inner: &mut Inner, room: &str, participant: &str, media:
     };
     let id = match recording.rooms.get(room) {
         Some(id) => id.clone(),
-        None if recording.all => {
+        // A playback (`recordings/…`, a name no user room can have) is not
+        // recorded again.
+        None if recording.all && !room.starts_with(crate::record::playback::ROOM_PREFIX) => {
             let id = recording.new_id();
             recording.rooms.insert(room.to_owned(), id.clone());
             tracing::info!(room, recording = id, "recording started (--record-all)");

@@ -11,6 +11,7 @@ mod ice_servers;
 mod limits;
 mod metrics;
 mod patch;
+mod playback;
 mod problem;
 pub mod proxy;
 mod rooms;
@@ -192,6 +193,8 @@ pub struct AppState {
     pub metrics_per_room: bool,
     /// The ICE-TCP listener's counters (`--ice-tcp`).
     pub tcp_stats: Option<Arc<crate::net::tcp::TcpStats>>,
+    /// Playbacks of recordings (`--record-dir`).
+    pub playbacks: Option<Arc<crate::record::playback::Playbacks>>,
 }
 
 impl AppState {
@@ -252,6 +255,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/whep/{room}",
             post(session::watch).get(session::whep_endpoint),
+        )
+        .route(
+            "/whep/recordings/{id}",
+            post(playback::watch).get(session::whep_endpoint),
         )
         .route("/session/{id}", delete(session::delete).patch(patch::patch))
         .route("/v1/stats", get(stats::stats))

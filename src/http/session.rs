@@ -89,6 +89,9 @@ async fn create(
     body: Body,
     role: Role,
 ) -> Response {
+    if let Err(problem) = check_room_name(&room) {
+        return problem.into_response();
+    }
     match create_session(
         &state,
         client,
@@ -105,7 +108,9 @@ async fn create(
     }
 }
 
-async fn create_session(
+/// Creates a session in `room` (already checked: a user's room name, or a
+/// playback's room).
+pub(super) async fn create_session(
     state: &AppState,
     client: Option<IpAddr>,
     room: &str,
@@ -114,7 +119,6 @@ async fn create_session(
     body: Body,
     role: Role,
 ) -> Result<Response, Problem> {
-    check_room_name(room)?;
     state.authorize(headers, query, room, Access::from(role))?;
     // A hint before the body is read; the insert decides under the lock.
     state

@@ -17,6 +17,7 @@ mod clock;
 mod frame;
 mod hold;
 mod mp4;
+pub mod playback;
 mod track;
 mod vp9;
 mod webm;
