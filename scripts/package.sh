@@ -17,7 +17,17 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version 3.8.0
 
-deb=$(cargo deb --locked -p uringcast --fast --strip 2>&1 | tee /dev/stderr | tail -n 1)
+# cargo deb's output goes to stderr by way of a file: `tee /dev/stderr`
+# would reopen (and truncate) a log file that stderr is redirected to.
+out=$(mktemp)
+if ! cargo deb --locked -p uringcast --fast --strip >"$out" 2>&1; then
+    cat "$out" >&2
+    rm -f "$out"
+    exit 1
+fi
+cat "$out" >&2
+deb=$(tail -n 1 "$out")
+rm -f "$out"
 [ -f "$deb" ] || { echo "package.sh: cargo deb made no package" >&2; exit 1; }
 
 root=$(mktemp -d)
