@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Flags, ServerProc, request, spawn_client};
+use common::{ServerProc, request};
 use uringcast_load::client::payload::Kind;
 use uringcast_load::client::{Client, ClientOptions, ClientRole};
 
@@ -44,24 +44,12 @@ fn frames_of(dir: &Path, kind: &str) -> u64 {
 
 /// Records 4 s in room `rec`; returns the recording's directory.
 fn record(server: &ServerProc, dir: &Path) -> PathBuf {
-    let flags = Flags::default();
     let options = ClientOptions {
         video_bitrate: 40_000,
         ..ClientOptions::default()
     };
-    let publisher = spawn_client(
-        &server.base,
-        "rec",
-        ClientRole::Publish,
-        options,
-        &flags,
-        Duration::from_secs(30),
-    );
-    assert!(
-        flags.wait_connected(1, Duration::from_secs(10)),
-        "connected"
-    );
-    flags.send.store(true, Ordering::Relaxed);
+    let (flags, publisher) =
+        common::sending_publisher(&server.base, "rec", options, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(4));
     flags.send.store(false, Ordering::Relaxed);
     flags.stop.store(true, Ordering::Relaxed);

@@ -15,9 +15,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Flags, ServerProc, request, spawn_client};
+use common::{ServerProc, request};
+use uringcast_load::client::ClientOptions;
 use uringcast_load::client::payload::Kind;
-use uringcast_load::client::{ClientOptions, ClientRole};
 
 const ADMIN: &str = "admin-secret";
 
@@ -92,20 +92,12 @@ fn recording(server: &ServerProc, name: &str) -> u64 {
 fn a_whip_session_is_recorded_to_webm_files_ffprobe_reads() {
     let dir = scratch("record-all");
     let server = ServerProc::start(&["--record-dir", dir.to_str().expect("utf-8"), "--record-all"]);
-    let flags = Flags::default();
-    let publisher = spawn_client(
+    let (flags, publisher) = common::sending_publisher(
         &server.base,
         "rec",
-        ClientRole::Publish,
         ClientOptions::default(),
-        &flags,
         Duration::from_secs(40),
     );
-    assert!(
-        flags.wait_connected(1, Duration::from_secs(10)),
-        "connected"
-    );
-    flags.send.store(true, Ordering::Relaxed);
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(10));
     flags.send.store(false, Ordering::Relaxed);
@@ -222,20 +214,12 @@ fn the_admin_api_starts_and_stops_a_room_recording() {
     };
     // No such room yet.
     assert_eq!(post("live", &admin).0, 404);
-    let flags = Flags::default();
-    let publisher = spawn_client(
+    let (flags, publisher) = common::sending_publisher(
         &server.base,
         "live",
-        ClientRole::Publish,
         ClientOptions::default(),
-        &flags,
         Duration::from_secs(30),
     );
-    assert!(
-        flags.wait_connected(1, Duration::from_secs(10)),
-        "connected"
-    );
-    flags.send.store(true, Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs(1));
     assert!(files(&dir, ".webm").is_empty() && files(&dir, ".part").is_empty());
     assert_eq!(post("live", &[]).0, 401, "only the admin API may record");
@@ -404,20 +388,12 @@ fn files_open_at_shutdown_are_finished() {
         "--drain-timeout",
         "1s",
     ]);
-    let flags = Flags::default();
-    let publisher = spawn_client(
+    let (flags, publisher) = common::sending_publisher(
         &server.base,
         "bye",
-        ClientRole::Publish,
         ClientOptions::default(),
-        &flags,
         Duration::from_secs(30),
     );
-    assert!(
-        flags.wait_connected(1, Duration::from_secs(10)),
-        "connected"
-    );
-    flags.send.store(true, Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         files(&dir, ".part").len(),

@@ -266,15 +266,12 @@ fn annexb_nal_units(input: &[u8]) -> Vec<&[u8]> {
     nals
 }
 
-#[test]
-fn an_h264_track_from_x264_is_recorded_to_mp4() {
-    use str0m::unversioned::{H264Packetizer, Packetizer};
-    let dir = scratch_dir("rec-x264");
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    let source = dir.join("in.h264");
-    // 2 s at 30 fps, a keyframe every second, SPS/PPS before each, an
-    // access unit delimiter before each frame; no B-frames (as WebRTC).
-    let encoded = std::process::Command::new("ffmpeg")
+/// Encodes 2 s of ffmpeg's 320x240 test pattern at 30 fps into `out` with
+/// `codec` (the encoder and muxer arguments). Debian's ffmpeg, which
+/// scripts/test.sh installs, has libx264 and libvpx: a missing one fails
+/// the test rather than skipping it.
+fn encode_test_source(out: &std::path::Path, codec: &[&str]) {
+    let status = std::process::Command::new("ffmpeg")
         .args([
             "-v",
             "error",
@@ -283,31 +280,41 @@ fn an_h264_track_from_x264_is_recorded_to_mp4() {
             "-i",
             "testsrc=size=320x240:rate=30",
         ])
-        .args([
-            "-t",
-            "2",
-            "-pix_fmt",
-            "yuv420p",
+        .args(["-t", "2", "-pix_fmt", "yuv420p"])
+        .args(codec)
+        .arg(out)
+        .status();
+    assert!(
+        status.as_ref().is_ok_and(|s| s.success()),
+        "ffmpeg {codec:?} made no test stream ({status:?}): install Debian's ffmpeg (scripts/test.sh does)"
+    );
+}
+
+#[test]
+fn an_h264_track_from_x264_is_recorded_to_mp4() {
+    use str0m::unversioned::{H264Packetizer, Packetizer};
+    let dir = scratch_dir("rec-x264");
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let source = dir.join("in.h264");
+    // 2 s at 30 fps, a keyframe every second, SPS/PPS before each, an
+    // access unit delimiter before each frame; no B-frames (as WebRTC).
+    encode_test_source(
+        &source,
+        &[
             "-c:v",
             "libx264",
             "-profile:v",
             "baseline",
-        ])
-        .args(["-bf", "0"])
-        .args([
+            "-bf",
+            "0",
             "-g",
             "30",
             "-x264-params",
             "aud=1:repeat-headers=1",
             "-f",
             "h264",
-        ])
-        .arg(&source)
-        .status();
-    if !encoded.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: no ffmpeg with libx264 here");
-        return;
-    }
+        ],
+    );
     let stream = std::fs::read(&source).expect("the encoded stream");
     // Access units, split at each delimiter (type 9, not sent).
     let mut units: Vec<Vec<u8>> = Vec::new();
@@ -403,40 +410,25 @@ fn a_vp9_track_from_libvpx_is_recorded_to_webm() {
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     let source = dir.join("in.ivf");
     // 2 s at 30 fps, a keyframe every second, no hidden (alt-ref) frames.
-    let encoded = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=30",
-        ])
-        .args([
-            "-t",
-            "2",
-            "-pix_fmt",
-            "yuv420p",
+    encode_test_source(
+        &source,
+        &[
             "-c:v",
             "libvpx-vp9",
             "-g",
             "30",
-        ])
-        .args([
             "-deadline",
             "realtime",
             "-cpu-used",
             "8",
             "-lag-in-frames",
             "0",
-        ])
-        .args(["-auto-alt-ref", "0", "-f", "ivf"])
-        .arg(&source)
-        .status();
-    if !encoded.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: no ffmpeg with libvpx-vp9 here");
-        return;
-    }
+            "-auto-alt-ref",
+            "0",
+            "-f",
+            "ivf",
+        ],
+    );
     let ivf = std::fs::read(&source).expect("the encoded stream");
     let mut frames = Vec::new();
     let mut at = usize::from(u16::from_le_bytes([ivf[6], ivf[7]]));

@@ -238,6 +238,24 @@ pub fn spawn_client(
     )
 }
 
+/// A publisher in `room` with `options`, on flags of its own, connected
+/// (within 10 s) and sending; it runs for at most `limit`.
+pub fn sending_publisher(
+    base: &str,
+    room: &str,
+    options: ClientOptions,
+    limit: Duration,
+) -> (Flags, Running) {
+    let flags = Flags::default();
+    let publisher = spawn_client(base, room, ClientRole::Publish, options, &flags, limit);
+    assert!(
+        flags.wait_connected(1, Duration::from_secs(10)),
+        "the publisher connected"
+    );
+    flags.send.store(true, std::sync::atomic::Ordering::Relaxed);
+    (flags, publisher)
+}
+
 /// A default publisher and a default viewer in `room`, sharing `flags`.
 pub fn spawn_pair(base: &str, room: &str, flags: &Flags, limit: Duration) -> (Running, Running) {
     let publisher = spawn_client(
